@@ -1,0 +1,138 @@
+"""What one /v1 request used and cost, gathered as it runs and recorded once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from gateway.auth import KeyInfo
+from gateway.catalogue import ModelConfig, RouteConfig
+from gateway.errors import GatewayError
+from gateway.http import Request, clean_header_value
+from gateway.tokens import estimate_chars
+from usage.pricing import cost_usd
+from usage.recorder import UsageEntry, get_recorder
+
+CLIENT_CLOSED = 499  # nginx's convention for "the client went away"
+
+
+class Usage:
+    __slots__ = (
+        "req",
+        "endpoint",
+        "key",
+        "model",
+        "route",
+        "stream",
+        "prompt_tokens",
+        "cached_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "reported",
+        "prompt_estimate",
+        "completion_chars",
+        "status",
+        "error_type",
+        "ttft_ms",
+        "upstream_request_id",
+        "client_request_id",
+        "settled",
+    )
+
+    def __init__(self, req: Request, endpoint: str) -> None:
+        self.req = req
+        self.endpoint = endpoint
+        self.key: KeyInfo | None = None
+        self.model: ModelConfig | None = None
+        self.route: RouteConfig | None = None
+        self.stream = False
+        self.prompt_tokens = self.cached_tokens = 0
+        self.completion_tokens = self.reasoning_tokens = 0
+        self.reported = False
+        self.prompt_estimate = 0
+        self.completion_chars = 0
+        self.status = 0
+        self.error_type = ""
+        self.ttft_ms: int | None = None
+        self.upstream_request_id = ""
+        raw = req.headers.get(b"x-client-request-id")
+        self.client_request_id = clean_header_value(raw) if raw else ""
+        self.settled = False
+
+    def take_usage(self, usage: object) -> None:
+        """Token counts as the upstream reported them (OpenAI's usage object)."""
+        if not isinstance(usage, dict):
+            return
+        self.reported = True
+        self.prompt_tokens = _int(usage.get("prompt_tokens"))
+        self.completion_tokens = _int(usage.get("completion_tokens"))
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        self.cached_tokens = _int(prompt_details.get("cached_tokens"))
+        self.reasoning_tokens = _int(completion_details.get("reasoning_tokens"))
+
+    def first_byte(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = self.req.elapsed_ms()
+
+    def fail(self, error: GatewayError) -> None:
+        self.status = error.status
+        self.error_type = error.code or error.type
+
+    def client_gone(self) -> None:
+        self.status = CLIENT_CLOSED
+        self.error_type = "client_disconnected"
+
+    def settle(self) -> None:
+        """Hand the record to the writer. Synchronous, so cancellation cannot skip it."""
+        if self.settled:
+            return
+        self.settled = True
+        estimated = False
+        if self.route is not None and not self.reported and (
+            self.completion_chars or self.ttft_ms is not None or self.status == CLIENT_CLOSED
+        ):
+            # The upstream was reached but never said what it used: estimate.
+            estimated = True
+            self.prompt_tokens = self.prompt_estimate
+            self.completion_tokens = estimate_chars(self.completion_chars)
+        cost = Decimal(0)
+        if self.model is not None and (self.prompt_tokens or self.completion_tokens):
+            prices = self.model.prices
+            cost = cost_usd(
+                input_per_mtok=prices.input,
+                cached_input_per_mtok=prices.cached_input,
+                output_per_mtok=prices.output,
+                prompt_tokens=self.prompt_tokens,
+                cached_tokens=self.cached_tokens,
+                completion_tokens=self.completion_tokens,
+            )
+        req = self.req
+        get_recorder().record(
+            UsageEntry(
+                created_at=req.received_at,
+                request_id=req.request_id,
+                endpoint=self.endpoint,
+                status=self.status or req.status or 200,
+                account_id=self.key.account_id if self.key else None,
+                api_key_id=self.key.id if self.key else None,
+                model=self.model.public_id if self.model else "",
+                provider=self.route.provider.name if self.route else "",
+                upstream_model=self.route.upstream_model if self.route else "",
+                stream=self.stream,
+                prompt_tokens=self.prompt_tokens,
+                cached_tokens=self.cached_tokens,
+                completion_tokens=self.completion_tokens,
+                reasoning_tokens=self.reasoning_tokens,
+                estimated=estimated,
+                cost_usd=cost,
+                error_type=self.error_type,
+                latency_ms=req.elapsed_ms(),
+                ttft_ms=self.ttft_ms,
+                upstream_request_id=self.upstream_request_id[:128],
+                client_request_id=self.client_request_id,
+            )
+        )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and value > 0 else 0

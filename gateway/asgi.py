@@ -1,0 +1,133 @@
+"""The ASGI entry of the /v1 surface and /health, in front of Django.
+
+`/v1/...` and `/health` are served here; every other path goes to Django (the
+console and the admin). Lifespan events start and stop what a worker process
+owns: the upstream connection pool, the usage writer, the invalidation listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from gateway import invalidation
+from gateway.accounting import Usage
+from gateway.chat import chat_completions
+from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl
+from gateway.http import Receive, Request, Send
+from gateway.upstream import close_session
+from gateway.views import health, list_models, retrieve_model
+from usage.recorder import get_recorder
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request, Usage], Awaitable[None]]
+
+ROUTES: dict[str, tuple[str, dict[str, Handler]]] = {
+    "/v1/chat/completions": ("chat.completions", {"POST": chat_completions}),
+    "/v1/models": ("models", {"GET": list_models}),
+}
+
+
+def _resolve(path: str) -> tuple[str, dict[str, Handler]] | None:
+    route = ROUTES.get(path)
+    if route is None and path.startswith("/v1/models/"):
+        return "models", {"GET": retrieve_model}
+    return route
+
+
+class GatewayApp:
+    def __init__(self, django_app) -> None:
+        self.django_app = django_app
+        self._stop = asyncio.Event()
+        self._listener: asyncio.Task | None = None
+
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path.startswith("/v1/") or path == "/v1":
+                return await self._api(scope, receive, send)
+            if path == "/health":
+                return await health(Request(scope, receive, send), None)
+        elif kind == "lifespan":
+            return await self._lifespan(receive, send)
+        await self.django_app(scope, receive, send)
+
+    async def _api(self, scope: dict, receive: Receive, send: Send) -> None:
+        req = Request(scope, receive, send)
+        route = _resolve(req.path)
+        usage = Usage(req, route[0] if route else "unknown")
+        watcher: asyncio.Task | None = None
+        try:
+            if route is None:
+                raise UnknownUrl(f"Unknown request URL: {req.method} {req.path}.")
+            handler = route[1].get(req.method)
+            if handler is None:
+                raise MethodNotAllowed(
+                    f"{req.method} is not allowed on {req.path}; use {', '.join(route[1])}."
+                )
+            if req.method == "POST":
+                await req.read_body()
+            watcher = asyncio.create_task(_watch_disconnect(req, asyncio.current_task()))
+            await handler(req, usage)
+        except GatewayError as error:
+            usage.fail(error)
+            if not req.response_started:
+                await req.send_error(error)
+        except asyncio.CancelledError:
+            if not req.disconnected:
+                raise
+            # The client left: this task was cancelled by the watcher, which
+            # closed the upstream call on its way out. Record and finish.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            usage.client_gone()
+        except Exception:
+            log.exception("unhandled error in %s %s (%s)", req.method, req.path, req.request_id)
+            error = GatewayError("PureBridge failed to handle this request.")
+            usage.fail(error)
+            if not req.response_started:
+                await req.send_error(error)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            usage.settle()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if settings.REDIS_URL:
+                    self._listener = asyncio.create_task(invalidation.listen(self._stop))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _shutdown(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await close_session()
+        await sync_to_async(get_recorder().flush, thread_sensitive=False)()
+
+
+async def _watch_disconnect(req: Request, task: asyncio.Task | None) -> None:
+    """Cancel the request's task the moment its client disconnects."""
+    while True:
+        message = await req.receive()
+        if message["type"] == "http.disconnect":
+            req.disconnected = True
+            if task is not None:
+                task.cancel()
+            return

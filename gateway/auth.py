@@ -1,0 +1,104 @@
+"""Bearer key → KeyInfo, from an in-process cache on a warm request.
+
+A miss reads the key from the database once; the entry lives until the key is
+changed (invalidation) or PUREBRIDGE_CACHE_TTL passes. Unknown lookups are
+cached too, briefly, so a flood of made-up keys does not become a flood of
+queries; creating a key invalidates its lookup at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from gateway.errors import InvalidApiKey
+from keys.services import key_hash, key_parse
+
+NEGATIVE_TTL = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: int
+    account_id: int
+    name: str
+    secret_hash: str
+    is_active: bool
+    expires_at: float | None  # unix time
+    allowed_models: frozenset[str] | None  # None: every model
+    rpm_limit: int | None
+    tpm_limit: int | None
+    quota_usd: Decimal | None
+    daily_budget_usd: Decimal | None
+    monthly_budget_usd: Decimal | None
+
+
+_cache: dict[str, tuple[KeyInfo | None, float]] = {}
+
+
+def _load(lookup: str) -> KeyInfo | None:
+    from keys.models import ApiKey
+
+    k = ApiKey.objects.filter(lookup=lookup).first()
+    if k is None:
+        return None
+    return KeyInfo(
+        id=k.id,
+        account_id=k.account_id,
+        name=k.name,
+        secret_hash=k.secret_hash,
+        is_active=k.is_active,
+        expires_at=k.expires_at.timestamp() if k.expires_at else None,
+        allowed_models=frozenset(k.allowed_models) if k.allowed_models else None,
+        rpm_limit=k.rpm_limit,
+        tpm_limit=k.tpm_limit,
+        quota_usd=k.quota_usd,
+        daily_budget_usd=k.daily_budget_usd,
+        monthly_budget_usd=k.monthly_budget_usd,
+    )
+
+
+async def _key_info(lookup: str) -> KeyInfo | None:
+    now = time.monotonic()
+    entry = _cache.get(lookup)
+    if entry is not None and entry[1] > now:
+        return entry[0]
+    info = await sync_to_async(_load, thread_sensitive=False)(lookup)
+    ttl = settings.PUREBRIDGE_CACHE_TTL if info is not None else NEGATIVE_TTL
+    _cache[lookup] = (info, now + ttl)
+    return info
+
+
+def invalidate_key(lookup: str) -> None:
+    _cache.pop(lookup, None)
+
+
+def invalidate_all_keys() -> None:
+    _cache.clear()
+
+
+async def authenticate(authorization: str | None) -> KeyInfo:
+    if not authorization:
+        raise InvalidApiKey(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <your_key>'."
+        )
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidApiKey("Malformed Authorization header: expected 'Bearer <your_key>'.")
+    parsed = key_parse(token)
+    if parsed is None:
+        raise InvalidApiKey("Incorrect API key provided.")
+    info = await _key_info(parsed.lookup)
+    if info is None or not hmac.compare_digest(key_hash(token), info.secret_hash):
+        raise InvalidApiKey("Incorrect API key provided.")
+    if not info.is_active:
+        raise InvalidApiKey("This API key has been disabled.")
+    if info.expires_at is not None and info.expires_at <= time.time():
+        raise InvalidApiKey("This API key has expired.")
+    return info

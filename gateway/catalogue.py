@@ -1,0 +1,138 @@
+"""The model catalogue as the hot path sees it: immutable, in memory, reloaded
+when the admin or loadconfig changes it (or after PUREBRIDGE_CACHE_TTL)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from gateway.providers.base import Adapter
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    id: int
+    name: str
+    kind: str
+    base_url: str
+    api_key: str
+    connect_timeout: float
+    first_byte_timeout: float
+    idle_timeout: float
+    total_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    provider: ProviderConfig
+    upstream_model: str
+    priority: int
+    adapter: Adapter
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per million tokens."""
+
+    input: Decimal
+    cached_input: Decimal
+    output: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    public_id: str
+    owned_by: str
+    created: int
+    prices: Prices
+    routes: tuple[RouteConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    models: dict[str, ModelConfig]
+    loaded_at: float
+
+    def visible_to(self, allowed: frozenset[str] | None) -> list[ModelConfig]:
+        return [m for m in self.models.values() if allowed is None or m.public_id in allowed]
+
+
+def _load_catalogue() -> Catalogue:
+    from gateway.models import CatalogModel, Route
+    from gateway.providers import adapter_for
+
+    providers: dict[int, ProviderConfig] = {}
+    adapters: dict[int, Adapter] = {}
+    routes: dict[int, list[RouteConfig]] = {}
+    query = Route.objects.filter(enabled=True, provider__enabled=True, model__enabled=True)
+    for route in query.select_related("provider").order_by("priority", "id"):
+        p = route.provider
+        if p.id not in providers:
+            providers[p.id] = ProviderConfig(
+                id=p.id,
+                name=p.name,
+                kind=p.kind,
+                base_url=p.base_url.rstrip("/"),
+                api_key=p.api_key,
+                connect_timeout=p.connect_timeout,
+                first_byte_timeout=p.first_byte_timeout,
+                idle_timeout=p.idle_timeout,
+                total_timeout=p.total_timeout,
+            )
+            adapters[p.id] = adapter_for(providers[p.id])
+        routes.setdefault(route.model_id, []).append(
+            RouteConfig(providers[p.id], route.upstream_model, route.priority, adapters[p.id])
+        )
+    models = {
+        m.public_id: ModelConfig(
+            public_id=m.public_id,
+            owned_by=m.owned_by,
+            created=int(m.created_at.timestamp()),
+            prices=Prices(m.input_per_mtok, m.cached_input_per_mtok, m.output_per_mtok),
+            routes=tuple(routes.get(m.id, ())),
+        )
+        for m in CatalogModel.objects.filter(enabled=True).order_by("public_id")
+    }
+    return Catalogue(models=models, loaded_at=time.monotonic())
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.current: Catalogue | None = None
+        # One lock per event loop: a process normally has one, tests have several.
+        self.locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self.locks.get(loop)
+        if lock is None:
+            lock = self.locks[loop] = asyncio.Lock()
+        return lock
+
+
+_holder = _Holder()
+
+
+async def get_catalogue() -> Catalogue:
+    current = _holder.current
+    if current is not None and time.monotonic() - current.loaded_at < settings.PUREBRIDGE_CACHE_TTL:
+        return current
+    async with _holder.lock():
+        # Another request may have reloaded while this one waited for the lock.
+        current = _holder.current
+        if current is None or time.monotonic() - current.loaded_at >= settings.PUREBRIDGE_CACHE_TTL:
+            current = await sync_to_async(_load_catalogue, thread_sensitive=False)()
+            _holder.current = current
+    return current
+
+
+def invalidate_catalogue() -> None:
+    _holder.current = None

@@ -1,0 +1,152 @@
+"""POST /v1/chat/completions: authenticate, validate, route, relay, account."""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway.accounting import Usage
+from gateway.admission import admit
+from gateway.auth import KeyInfo, authenticate
+from gateway.catalogue import Catalogue, ModelConfig, get_catalogue
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError
+from gateway.http import JSON, Request
+from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply, redact
+from gateway.routing import open_route
+from gateway.tokens import estimate_prompt
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+DONE = b"data: [DONE]\n\n"
+
+
+def authorize(catalogue: Catalogue, key: KeyInfo, model_id: str) -> ModelConfig:
+    model = catalogue.models.get(model_id)
+    if model is None or (key.allowed_models is not None and model_id not in key.allowed_models):
+        raise ModelNotFound(model_id)
+    return model
+
+
+def _validate(body: dict) -> tuple[str, bool, bool]:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(
+                f"messages[{i}] must be an object with a 'role'.", param=f"messages[{i}]"
+            )
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    include_usage = bool(options and options.get("include_usage"))
+    return model, bool(stream), include_usage
+
+
+async def chat_completions(req: Request, usage: Usage) -> None:
+    key = usage.key = await authenticate(req.header(b"authorization"))
+    body = req.json()
+    model_id, stream, include_usage = _validate(body)
+    usage.stream = stream
+    model = usage.model = authorize(await get_catalogue(), key, model_id)
+    usage.prompt_estimate = estimate_prompt(body["messages"])
+    await admit(key, model, usage)
+    call = UpstreamCall(
+        body=body,
+        upstream_model="",
+        public_model=model_id,
+        stream=stream,
+        client_request_id=usage.client_request_id,
+    )
+    reply, first = await open_route(model, call, usage)
+    usage.upstream_request_id = reply.request_id
+    if reply.stream is None:
+        await _send_completion(req, usage, reply, model_id)
+    else:
+        await _relay(req, usage, reply.stream, first, reply.headers, model_id, include_usage)
+
+
+async def _send_completion(req: Request, usage: Usage, reply: UpstreamReply, model_id: str) -> None:
+    body = reply.body
+    assert body is not None
+    body["model"] = model_id
+    usage.take_usage(body.get("usage"))
+    if not usage.reported:
+        usage.completion_chars = sum(_choice_chars(c.get("message")) for c in body["choices"])
+    payload = orjson.dumps(body)
+    usage.first_byte()
+    await req.start(
+        200,
+        [(b"content-type", JSON), (b"content-length", str(len(payload)).encode())] + reply.headers,
+    )
+    await req.send_body(payload)
+
+
+async def _relay(
+    req: Request,
+    usage: Usage,
+    stream: ChunkStream,
+    chunk: dict | None,
+    headers: list[tuple[bytes, bytes]],
+    model_id: str,
+    include_usage: bool,
+) -> None:
+    """Pass chunks on as they arrive; a failure after the start ends the stream
+    with an error event (the OpenAI SDKs raise on it), never a silent end."""
+    await req.start(200, SSE_HEADERS + headers)
+    try:
+        while chunk is not None:
+            if "error" in chunk and not chunk.get("choices"):
+                route = usage.route
+                assert route is not None
+                message = redact(_error_message(chunk), route.provider, route.upstream_model, model_id)
+                raise UpstreamError(f"The upstream failed mid-stream: {message}")
+            chunk["model"] = model_id
+            if "usage" in chunk:
+                reported = chunk["usage"]
+                if reported:
+                    usage.take_usage(reported)
+                if not include_usage:
+                    # The usage chunk PureBridge asked for on the client's behalf.
+                    if not chunk.get("choices"):
+                        chunk = await stream.next()
+                        continue
+                    del chunk["usage"]
+            for choice in chunk.get("choices") or ():
+                usage.completion_chars += _choice_chars(choice.get("delta"))
+            usage.first_byte()
+            await req.send_body(b"data: " + orjson.dumps(chunk) + b"\n\n", more=True)
+            chunk = await stream.next()
+        await req.send_body(DONE)
+    except GatewayError as error:
+        usage.fail(error)
+        await req.send_body(b"data: " + orjson.dumps(error.body()) + b"\n\n")
+    finally:
+        stream.close()
+
+
+def _choice_chars(part: object) -> int:
+    if not isinstance(part, dict):
+        return 0
+    content = part.get("content")
+    chars = len(content) if isinstance(content, str) else 0
+    for call in part.get("tool_calls") or ():
+        if isinstance(call, dict):
+            chars += len(str((call.get("function") or {}).get("arguments") or ""))
+    return chars
+
+
+def _error_message(chunk: dict) -> str:
+    error = chunk.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or "unknown error")
+    return str(error)
+

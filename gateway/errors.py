@@ -1,0 +1,126 @@
+"""Every error the /v1 surface can answer with.
+
+Each class carries its HTTP status, OpenAI error `type` and `code`, and any extra
+headers; `GatewayError.body()` is the one place that renders the OpenAI error
+envelope. Nothing here may contain a secret or an upstream base URL.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class InvalidApiKey(InvalidRequest):
+    status = 401
+    code = "invalid_api_key"
+
+
+class ModelNotFound(InvalidRequest):
+    status = 404
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model `{model}` does not exist or you do not have access to it.", param="model"
+        )
+
+
+class UnknownUrl(InvalidRequest):
+    status = 404
+    code = "unknown_url"
+
+
+class MethodNotAllowed(InvalidRequest):
+    status = 405
+    code = "method_not_allowed"
+
+
+class RequestTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class InsufficientQuota(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+    def __init__(self, message: str, **kwargs) -> None:
+        headers = {"x-should-retry": "false", **kwargs.pop("headers", {})}
+        super().__init__(message, headers=headers, **kwargs)
+
+
+class UpstreamError(GatewayError):
+    """The upstream failed or answered something that is not its API."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "service_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    type = "timeout"
+    code = "upstream_timeout"
+
+
+class UpstreamRejected(GatewayError):
+    """An upstream's own 4xx (context too long, bad parameter), passed through."""
+
+    type = "invalid_request_error"
+
+    def __init__(
+        self, status: int, message: str, *, type: str | None, param: str | None, code: str | None
+    ) -> None:
+        super().__init__(message, param=param, code=code, status=status)
+        if type:
+            self.type = type

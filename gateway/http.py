@@ -1,0 +1,142 @@
+"""The ASGI side of the /v1 surface: one request in, one response out.
+
+Django's request machinery is left out of the hot path on purpose: it would add
+a request object, a middleware chain and two thread hops (its sync signal
+receivers) to every call. Console traffic still goes through Django.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import orjson
+from django.conf import settings
+
+from gateway.errors import GatewayError, InvalidRequest, RequestTooLarge
+
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+JSON = b"application/json"
+_SAFE_HEADER = frozenset(range(0x20, 0x7F))
+
+
+def new_request_id() -> str:
+    return "pb-" + secrets.token_hex(12)
+
+
+def clean_header_value(raw: bytes, limit: int = 512) -> str:
+    """A client-supplied value made safe to store and to send on as a header."""
+    return bytes(b for b in raw[:limit] if b in _SAFE_HEADER).decode().strip()
+
+
+class Request:
+    __slots__ = (
+        "scope",
+        "receive",
+        "_send",
+        "method",
+        "path",
+        "headers",
+        "body",
+        "request_id",
+        "started",
+        "received_at",
+        "response_started",
+        "status",
+        "disconnected",
+        "extra_headers",
+    )
+
+    def __init__(self, scope: dict, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._send = send
+        self.method: str = scope["method"]
+        path: str = scope["path"]
+        self.path = path.rstrip("/") if len(path) > 1 else path
+        self.headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            self.headers[name] = value  # ASGI servers lower-case names
+        self.body = b""
+        self.request_id = new_request_id()
+        self.started = time.perf_counter()
+        self.received_at = datetime.now(UTC)
+        self.response_started = False
+        self.status = 0
+        self.disconnected = False
+        self.extra_headers: list[tuple[bytes, bytes]] = [
+            (b"x-purebridge-request-id", self.request_id.encode())
+        ]
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+    async def read_body(self) -> None:
+        limit = settings.PUREBRIDGE_MAX_BODY_BYTES
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestTooLarge(f"Request body is larger than the {limit}-byte limit.")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                raise asyncio.CancelledError
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"Request body is larger than the {limit}-byte limit.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if settings.PUREBRIDGE_BODY_SHA256_ECHO:
+            digest = hashlib.sha256(self.body).hexdigest().encode()
+            self.extra_headers.append((b"x-purebridge-body-sha256", digest))
+
+    def json(self) -> dict:
+        if not self.body:
+            raise InvalidRequest("The request body is empty; expected a JSON object.")
+        try:
+            body = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        return body
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.response_started = True
+        self.status = status
+        await self._send(
+            {"type": "http.response.start", "status": status, "headers": headers + self.extra_headers}
+        )
+
+    async def send_body(self, body: bytes, more: bool = False) -> None:
+        await self._send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def send_json(
+        self, status: int, payload: object, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        body = orjson.dumps(payload)
+        await self.start(
+            status,
+            [(b"content-type", JSON), (b"content-length", str(len(body)).encode())]
+            + (headers or []),
+        )
+        await self.send_body(body)
+
+    async def send_error(self, error: GatewayError) -> None:
+        headers = [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        await self.send_json(error.status, error.body(), headers)
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)

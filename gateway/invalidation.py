@@ -1,0 +1,97 @@
+"""Keeping every web worker's in-process caches in step with the database.
+
+A change to a key, provider, model or route clears the local cache at once and,
+when Redis is configured, publishes a message that every worker's listener
+applies. Without Redis (embedded mode) other processes fall back to the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+log = logging.getLogger(__name__)
+CHANNEL = "purebridge:invalidate"
+CATALOGUE = "catalogue"
+
+
+def _apply(message: str) -> None:
+    from gateway.auth import invalidate_all_keys, invalidate_key
+    from gateway.catalogue import invalidate_catalogue
+
+    if message == CATALOGUE:
+        invalidate_catalogue()
+    elif message == "keys":
+        invalidate_all_keys()
+    elif message.startswith("key:"):
+        invalidate_key(message[4:])
+
+
+def _publish(message: str) -> None:
+    _apply(message)
+    if not settings.REDIS_URL:
+        return
+    from purebridge.redis import sync_client
+
+    try:
+        sync_client().publish(CHANNEL, message)
+    except Exception:  # the TTL still bounds how stale other workers get
+        log.warning("could not publish cache invalidation %r", message, exc_info=True)
+
+
+def publish(message: str) -> None:
+    """Invalidate after the surrounding transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: _publish(message))
+
+
+def _key_changed(sender, instance, **kwargs) -> None:
+    publish(f"key:{instance.lookup}")
+
+
+def _catalogue_changed(sender, instance, **kwargs) -> None:
+    publish(CATALOGUE)
+
+
+def connect_signals() -> None:
+    from gateway.models import CatalogModel, Provider, Route
+    from keys.models import ApiKey
+
+    for signal in (post_save, post_delete):
+        signal.connect(_key_changed, sender=ApiKey, dispatch_uid=f"inv-key-{signal}")
+        for model in (Provider, CatalogModel, Route):
+            signal.connect(
+                _catalogue_changed, sender=model, dispatch_uid=f"inv-{model.__name__}-{signal}"
+            )
+
+
+async def listen(stop: asyncio.Event) -> None:
+    """Apply invalidations published by other processes until `stop` is set."""
+    from purebridge.redis import async_client
+
+    while not stop.is_set():
+        try:
+            pubsub = async_client().pubsub()
+            await pubsub.subscribe(CHANNEL)
+            # Anything may have changed while this worker was not listening.
+            _apply(CATALOGUE)
+            _apply("keys")
+            try:
+                while not stop.is_set():
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is not None:
+                        data = msg["data"]
+                        _apply(data.decode() if isinstance(data, bytes) else data)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)

@@ -1,0 +1,38 @@
+import tomllib
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from gateway.config import ConfigError, config_apply
+
+
+class Command(BaseCommand):
+    help = "Create or update providers and models from a TOML file (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", type=Path)
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="Delete providers and models that the file does not name.",
+        )
+
+    def handle(self, *args, file: Path, prune: bool, **options):
+        try:
+            document = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise CommandError(f"{file}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CommandError(f"{file}: invalid TOML: {exc}") from None
+        try:
+            report = config_apply(document, prune=prune)
+        except ConfigError as exc:
+            raise CommandError(f"{file}: {exc}") from None
+        for verb, items in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("unchanged", report.unchanged),
+            ("removed", report.removed),
+        ):
+            for item in items:
+                self.stdout.write(f"{verb:>9} {item}")

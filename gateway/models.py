@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from purebridge import crypto
+
+
+class Provider(models.Model):
+    """An upstream that PureBridge forwards requests to."""
+
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible"
+        ECHO = "echo", "Echo (built-in demo, no network)"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.OPENAI)
+    base_url = models.URLField(max_length=500, blank=True)
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    # Defaults suit reasoning models that think for minutes before the first token.
+    connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
+    first_byte_timeout = models.FloatField(default=600.0, validators=[MinValueValidator(0.1)])
+    idle_timeout = models.FloatField(
+        default=300.0, validators=[MinValueValidator(0.1)], help_text="Longest gap between chunks."
+    )
+    total_timeout = models.FloatField(default=3600.0, validators=[MinValueValidator(0.1)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(value)
+
+
+class CatalogModel(models.Model):
+    """A public PureBridge model id, priced per million tokens, served by routes."""
+
+    public_id = models.CharField(max_length=128, unique=True)
+    enabled = models.BooleanField(default=True)
+    owned_by = models.CharField(max_length=64, blank=True)
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["public_id"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Route(models.Model):
+    """One way to serve a public model: a provider and its name for the model."""
+
+    model = models.ForeignKey(CatalogModel, on_delete=models.CASCADE, related_name="routes")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="routes")
+    upstream_model = models.CharField(max_length=128)
+    priority = models.PositiveIntegerField(default=0, help_text="Lower is tried first.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "priority", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "provider", "upstream_model"], name="route_unique_target"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} → {self.provider}/{self.upstream_model}"

@@ -1,0 +1,87 @@
+"""GET /v1/models, GET /v1/models/{id} and GET /health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+
+from gateway.accounting import Usage
+from gateway.auth import authenticate
+from gateway.catalogue import ModelConfig, get_catalogue
+from gateway.chat import authorize
+from gateway.http import Request
+
+
+def _model_object(model: ModelConfig) -> dict:
+    return {"id": model.public_id, "object": "model", "created": model.created, "owned_by": model.owned_by}
+
+
+async def list_models(req: Request, usage: Usage) -> None:
+    key = usage.key = await authenticate(req.header(b"authorization"))
+    catalogue = await get_catalogue()
+    data = [_model_object(m) for m in catalogue.visible_to(key.allowed_models)]
+    await req.send_json(200, {"object": "list", "data": data})
+
+
+async def retrieve_model(req: Request, usage: Usage) -> None:
+    key = usage.key = await authenticate(req.header(b"authorization"))
+    model_id = req.path.removeprefix("/v1/models/")
+    model = usage.model = authorize(await get_catalogue(), key, model_id)
+    await req.send_json(200, _model_object(model))
+
+
+class _HealthCache:
+    """Probes may arrive many times a second; the checks run at most once a second."""
+
+    checked_at = 0.0
+    result: tuple[int, dict] = (200, {})
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+    finally:
+        connection.close()
+
+
+async def _redis_state() -> str:
+    if not settings.REDIS_URL:
+        return "disabled"
+    from purebridge.redis import async_client
+
+    try:
+        async with asyncio.timeout(1.0):
+            await async_client().ping()
+        return "ok"
+    except Exception:
+        return "unreachable"
+
+
+async def health(req: Request, usage: Usage | None) -> None:
+    now = time.monotonic()
+    if now - _HealthCache.checked_at >= 1.0:
+        database_ok = await sync_to_async(_database_ok, thread_sensitive=False)()
+        redis_state = await _redis_state()
+        healthy = database_ok and redis_state != "unreachable"
+        # Only a lost database takes this worker out of a load balancer: without
+        # Redis it still serves (see the README's Redis-down policy).
+        _HealthCache.result = (
+            200 if database_ok else 503,
+            {
+                "status": "ok" if healthy else "degraded",
+                "database": "ok" if database_ok else "unreachable",
+                "redis": redis_state,
+                "mode": "embedded" if settings.EMBEDDED else "production",
+            },
+        )
+        _HealthCache.checked_at = now
+    status, body = _HealthCache.result
+    await req.send_json(status, body, [(b"cache-control", b"no-store")])

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Account
+
+
+class ApiKey(models.Model):
+    """An API key. Only a lookup prefix and a keyed hash of the secret are kept."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    # The first characters of the random part: an indexed lookup that says
+    # nothing useful about the rest; the match is the hash comparison.
+    lookup = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    display_prefix = models.CharField(max_length=24)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    # Public model ids this key may use; empty means every enabled model.
+    allowed_models = models.JSONField(default=list, blank=True)
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    quota_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    daily_budget_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    monthly_budget_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    notification_email = models.EmailField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def status(self) -> str:
+        if not self.is_active:
+            return "disabled"
+        return "expired" if self.is_expired else "active"

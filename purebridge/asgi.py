@@ -1,0 +1,16 @@
+"""ASGI entry point: the /v1 gateway in front of Django.
+
+    gunicorn purebridge.asgi:application -k uvicorn_worker.UvicornWorker
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purebridge.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_application = get_asgi_application()
+
+from gateway.asgi import GatewayApp  # noqa: E402
+
+application = GatewayApp(django_application)

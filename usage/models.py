@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from django.db import models
+
+from accounts.models import Account
+from keys.models import ApiKey
+
+COST_DIGITS = {"max_digits": 24, "decimal_places": 12}
+
+
+class UsageRecord(models.Model):
+    """One /v1 request, successful or not. Written once, never updated."""
+
+    created_at = models.DateTimeField(help_text="When the request arrived.")
+    recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Null for requests refused before a key was identified (401).
+    account = models.ForeignKey(Account, null=True, on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    endpoint = models.CharField(max_length=32)
+    model = models.CharField(max_length=128, blank=True, help_text="Public model id.")
+    provider = models.CharField(max_length=64, blank=True, help_text="Route used.")
+    upstream_model = models.CharField(max_length=128, blank=True)
+    stream = models.BooleanField(default=False)
+
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    estimated = models.BooleanField(default=False, help_text="Tokens counted by PureBridge.")
+    cost_usd = models.DecimalField(default=0, **COST_DIGITS)
+
+    status = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    request_id = models.CharField(max_length=64, unique=True)
+    upstream_request_id = models.CharField(max_length=128, blank=True)
+    client_request_id = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="usage_account_time"),
+            models.Index(fields=["api_key", "-created_at"], name="usage_key_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model} {self.status}"
+
+
+class UsageHourly(models.Model):
+    """Usage folded per account, key, model and hour, for dashboards."""
+
+    hour = models.DateTimeField()
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    # A plain id, not a foreign key: the aggregate outlives a deleted key.
+    api_key_id = models.BigIntegerField()
+    model = models.CharField(max_length=128)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=0, **COST_DIGITS)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "account", "api_key_id", "model"], name="usage_hourly_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["account", "hour"], name="usage_hourly_account")]

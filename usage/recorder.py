@@ -1,0 +1,156 @@
+"""Writing usage records off the request path.
+
+The hot path hands a finished record to `record()`: a lock-free queue put that
+cannot be cancelled, so a client that disconnects still gets its request
+recorded. One background thread per process drains the queue in batches
+(`bulk_create`) and marks the keys as used. If the database is unreachable the
+batch is kept and retried; at shutdown `flush()` writes what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connection
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 500
+
+
+@dataclass(slots=True)
+class UsageEntry:
+    created_at: datetime
+    request_id: str
+    endpoint: str
+    status: int
+    account_id: int | None = None
+    api_key_id: int | None = None
+    model: str = ""
+    provider: str = ""
+    upstream_model: str = ""
+    stream: bool = False
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+    cost_usd: Decimal = Decimal(0)
+    error_type: str = ""
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    upstream_request_id: str = ""
+    client_request_id: str = ""
+
+
+class UsageRecorder:
+    def __init__(self, flush_seconds: float) -> None:
+        self._queue: queue.SimpleQueue[UsageEntry] = queue.SimpleQueue()
+        self._flush_seconds = flush_seconds
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def record(self, entry: UsageEntry) -> None:
+        with self._cond:
+            self._pending += 1
+        self._queue.put(entry)
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Block until every record handed over so far is written."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def _start(self) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            # Let a batch gather: one INSERT for many requests under load.
+            time.sleep(self._flush_seconds)
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write_with_retry(batch)
+            with self._cond:
+                self._pending -= len(batch)
+                self._cond.notify_all()
+
+    def _write_with_retry(self, batch: list[UsageEntry]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                _write(batch)
+                return
+            except Exception:
+                log.exception("writing %d usage records failed; retrying in %.1fs", len(batch), delay)
+                close_old_connections()
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+
+def _write(batch: list[UsageEntry]) -> None:
+    from keys.models import ApiKey
+    from usage.models import UsageRecord
+
+    try:
+        # ignore_conflicts: a batch retried after a partial failure is not
+        # counted twice (request_id is unique).
+        try:
+            UsageRecord.objects.bulk_create(
+                [UsageRecord(**asdict(entry)) for entry in batch], ignore_conflicts=True
+            )
+        except IntegrityError:
+            # A key deleted between the request and this write: keep the record.
+            key_ids = {e.api_key_id for e in batch if e.api_key_id is not None}
+            alive = set(ApiKey.objects.filter(id__in=key_ids).values_list("id", flat=True))
+            for entry in batch:
+                if entry.api_key_id not in alive:
+                    entry.api_key_id = None
+            UsageRecord.objects.bulk_create(
+                [UsageRecord(**asdict(entry)) for entry in batch], ignore_conflicts=True
+            )
+        last_used: Counter[int] = Counter()
+        for entry in batch:
+            if entry.api_key_id is not None and entry.status != 401:
+                last_used[entry.api_key_id] += 1
+        if last_used:
+            now = max(entry.created_at for entry in batch)
+            ApiKey.objects.filter(id__in=list(last_used)).update(last_used_at=now)
+    finally:
+        # Give the connection back (to psycopg's pool in production).
+        connection.close()
+
+
+_recorder: UsageRecorder | None = None
+_lock = threading.Lock()
+
+
+def get_recorder() -> UsageRecorder:
+    global _recorder
+    if _recorder is None:
+        with _lock:
+            if _recorder is None:
+                _recorder = UsageRecorder(settings.PUREBRIDGE_USAGE_FLUSH_SECONDS)
+    return _recorder
