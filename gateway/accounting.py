@@ -88,8 +88,10 @@ class Usage:
             return
         self.settled = True
         estimated = False
-        if self.route is not None and not self.reported and (
-            self.completion_chars or self.ttft_ms is not None or self.status == CLIENT_CLOSED
+        if (
+            self.route is not None
+            and not self.reported
+            and (self.completion_chars or self.ttft_ms is not None or self.status == CLIENT_CLOSED)
         ):
             # The upstream was reached but never said what it used: estimate.
             estimated = True

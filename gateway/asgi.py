@@ -91,10 +91,10 @@ class GatewayApp:
             usage.client_gone()
         except Exception:
             log.exception("unhandled error in %s %s (%s)", req.method, req.path, req.request_id)
-            error = GatewayError("PureBridge failed to handle this request.")
-            usage.fail(error)
+            internal = GatewayError("PureBridge failed to handle this request.")
+            usage.fail(internal)
             if not req.response_started:
-                await req.send_error(error)
+                await req.send_error(internal)
         finally:
             if watcher is not None:
                 watcher.cancel()

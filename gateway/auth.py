@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from gateway.db import run_db
 from gateway.errors import InvalidApiKey
 from keys.services import key_hash, key_parse
 
@@ -68,7 +68,7 @@ async def _key_info(lookup: str) -> KeyInfo | None:
     entry = _cache.get(lookup)
     if entry is not None and entry[1] > now:
         return entry[0]
-    info = await sync_to_async(_load, thread_sensitive=False)(lookup)
+    info = await run_db(_load, lookup)
     ttl = settings.PUREBRIDGE_CACHE_TTL if info is not None else NEGATIVE_TTL
     _cache[lookup] = (info, now + ttl)
     return info

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
+
+from gateway.db import run_db
 
 if TYPE_CHECKING:
     from gateway.providers.base import Adapter
@@ -129,7 +130,7 @@ async def get_catalogue() -> Catalogue:
         # Another request may have reloaded while this one waited for the lock.
         current = _holder.current
         if current is None or time.monotonic() - current.loaded_at >= settings.PUREBRIDGE_CACHE_TTL:
-            current = await sync_to_async(_load_catalogue, thread_sensitive=False)()
+            current = await run_db(_load_catalogue)
             _holder.current = current
     return current
 

@@ -107,7 +107,9 @@ async def _relay(
             if "error" in chunk and not chunk.get("choices"):
                 route = usage.route
                 assert route is not None
-                message = redact(_error_message(chunk), route.provider, route.upstream_model, model_id)
+                message = redact(
+                    _error_message(chunk), route.provider, route.upstream_model, model_id
+                )
                 raise UpstreamError(f"The upstream failed mid-stream: {message}")
             chunk["model"] = model_id
             if "usage" in chunk:
@@ -149,4 +151,3 @@ def _error_message(chunk: dict) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or "unknown error")
     return str(error)
-

@@ -16,11 +16,24 @@ from django.db import transaction
 from gateway.models import CatalogModel, Provider, Route
 
 PROVIDER_KEYS = {
-    "name", "kind", "base_url", "api_key", "api_key_env", "enabled",
-    "connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout",
+    "name",
+    "kind",
+    "base_url",
+    "api_key",
+    "api_key_env",
+    "enabled",
+    "connect_timeout",
+    "first_byte_timeout",
+    "idle_timeout",
+    "total_timeout",
 }
 MODEL_KEYS = {
-    "id", "enabled", "owned_by", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
+    "id",
+    "enabled",
+    "owned_by",
+    "input_per_mtok",
+    "cached_input_per_mtok",
+    "output_per_mtok",
     "routes",
 }
 ROUTE_KEYS = {"provider", "upstream_model", "priority", "enabled"}
@@ -141,7 +154,10 @@ def _apply_provider(where: str, entry: dict, report: ConfigReport) -> Provider:
 
 def _apply_model(where: str, entry: object, providers: dict, report: ConfigReport) -> None:
     entry = _check_keys(where, entry, MODEL_KEYS, ("id",))
-    fields: dict = {"enabled": bool(entry.get("enabled", True)), "owned_by": entry.get("owned_by", "")}
+    fields: dict = {
+        "enabled": bool(entry.get("enabled", True)),
+        "owned_by": entry.get("owned_by", ""),
+    }
     for name in PRICES:
         fields[name] = _decimal(f"{where}.{name}", entry.get(name, "0"))
     routes = entry.get("routes") or []
@@ -151,13 +167,19 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
     for j, route in enumerate(routes):
         rwhere = f"{where}.routes[{j}]"
         route = _check_keys(rwhere, route, ROUTE_KEYS, ("provider", "upstream_model"))
-        provider = providers.get(route["provider"]) or Provider.objects.filter(
-            name=route["provider"]
-        ).first()
+        provider = (
+            providers.get(route["provider"])
+            or Provider.objects.filter(name=route["provider"]).first()
+        )
         if provider is None:
             raise ConfigError(f"{rwhere}: no provider named {route['provider']!r}")
         wanted.append(
-            (provider.id, route["upstream_model"], int(route.get("priority", j)), bool(route.get("enabled", True)))
+            (
+                provider.id,
+                route["upstream_model"],
+                int(route.get("priority", j)),
+                bool(route.get("enabled", True)),
+            )
         )
     targets = [(p, u) for p, u, _, _ in wanted]
     if len(set(targets)) != len(targets):

@@ -117,7 +117,11 @@ class Request:
         self.response_started = True
         self.status = status
         await self._send(
-            {"type": "http.response.start", "status": status, "headers": headers + self.extra_headers}
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": headers + self.extra_headers,
+            }
         )
 
     async def send_body(self, body: bytes, more: bool = False) -> None:

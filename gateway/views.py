@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
@@ -13,11 +12,17 @@ from gateway.accounting import Usage
 from gateway.auth import authenticate
 from gateway.catalogue import ModelConfig, get_catalogue
 from gateway.chat import authorize
+from gateway.db import run_db
 from gateway.http import Request
 
 
 def _model_object(model: ModelConfig) -> dict:
-    return {"id": model.public_id, "object": "model", "created": model.created, "owned_by": model.owned_by}
+    return {
+        "id": model.public_id,
+        "object": "model",
+        "created": model.created,
+        "owned_by": model.owned_by,
+    }
 
 
 async def list_models(req: Request, usage: Usage) -> None:
@@ -48,8 +53,6 @@ def _database_ok() -> bool:
         return True
     except Exception:
         return False
-    finally:
-        connection.close()
 
 
 async def _redis_state() -> str:
@@ -68,7 +71,7 @@ async def _redis_state() -> str:
 async def health(req: Request, usage: Usage | None) -> None:
     now = time.monotonic()
     if now - _HealthCache.checked_at >= 1.0:
-        database_ok = await sync_to_async(_database_ok, thread_sensitive=False)()
+        database_ok = await run_db(_database_ok)
         redis_state = await _redis_state()
         healthy = database_ok and redis_state != "unreachable"
         # Only a lost database takes this worker out of a load balancer: without

@@ -1,6 +1,6 @@
 """ASGI entry point: the /v1 gateway in front of Django.
 
-    gunicorn purebridge.asgi:application -k uvicorn_worker.UvicornWorker
+gunicorn purebridge.asgi:application -k uvicorn_worker.UvicornWorker
 """
 
 import os

@@ -115,15 +115,16 @@ if EMBEDDED:
         }
     }
 else:
-    DATABASES = {"default": database_from_url(DATABASE_URL)}
+    _database = database_from_url(DATABASE_URL)
     # Under ASGI persistent connections leak across threads; psycopg's own pool
     # hands connections out per use instead.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"]["pool"] = {
+    _database["CONN_MAX_AGE"] = 0
+    _database["OPTIONS"]["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 1, minimum=0),
         "max_size": env_int("DATABASE_POOL_MAX", 10, minimum=1),
         "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0),
     }
+    DATABASES = {"default": _database}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

@@ -6,8 +6,17 @@ from usage.models import UsageHourly, UsageRecord
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
     list_display = (
-        "created_at", "request_id", "account", "model", "provider", "status",
-        "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "estimated",
+        "created_at",
+        "request_id",
+        "account",
+        "model",
+        "provider",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "estimated",
     )
     list_filter = ("status", "stream", "estimated", "endpoint")
     search_fields = ("request_id", "upstream_request_id", "client_request_id", "model")

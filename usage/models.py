@@ -5,8 +5,6 @@ from django.db import models
 from accounts.models import Account
 from keys.models import ApiKey
 
-COST_DIGITS = {"max_digits": 24, "decimal_places": 12}
-
 
 class UsageRecord(models.Model):
     """One /v1 request, successful or not. Written once, never updated."""
@@ -27,7 +25,7 @@ class UsageRecord(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     estimated = models.BooleanField(default=False, help_text="Tokens counted by PureBridge.")
-    cost_usd = models.DecimalField(default=0, **COST_DIGITS)
+    cost_usd = models.DecimalField(default=0, max_digits=24, decimal_places=12)
 
     status = models.PositiveSmallIntegerField()
     error_type = models.CharField(max_length=64, blank=True)
@@ -63,7 +61,7 @@ class UsageHourly(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
-    cost_usd = models.DecimalField(default=0, **COST_DIGITS)
+    cost_usd = models.DecimalField(default=0, max_digits=24, decimal_places=12)
 
     class Meta:
         constraints = [
@@ -72,3 +70,6 @@ class UsageHourly(models.Model):
             )
         ]
         indexes = [models.Index(fields=["account", "hour"], name="usage_hourly_account")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.model} key {self.api_key_id}"

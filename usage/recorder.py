@@ -104,7 +104,9 @@ class UsageRecorder:
                 _write(batch)
                 return
             except Exception:
-                log.exception("writing %d usage records failed; retrying in %.1fs", len(batch), delay)
+                log.exception(
+                    "writing %d usage records failed; retrying in %.1fs", len(batch), delay
+                )
                 close_old_connections()
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)

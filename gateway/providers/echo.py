@@ -15,23 +15,28 @@ _WORDS = re.compile(r"\S+\s*|\s+")
 class EchoAdapter(Adapter):
     async def chat(self, call: UpstreamCall) -> UpstreamReply:
         messages = call.body.get("messages") or []
-        text = next(
-            (
-                message_text(m.get("content"))
-                for m in reversed(messages)
-                if isinstance(m, dict) and m.get("role") == "user"
-            ),
-            "",
-        ) or "Hello from PureBridge."
+        text = (
+            next(
+                (
+                    message_text(m.get("content"))
+                    for m in reversed(messages)
+                    if isinstance(m, dict) and m.get("role") == "user"
+                ),
+                "",
+            )
+            or "Hello from PureBridge."
+        )
         completion_id = f"chatcmpl-echo{secrets.token_hex(12)}"
         created = int(time.time())
+        prompt_tokens = estimate_prompt(messages)
+        completion_tokens = estimate_text(text)
         usage = {
-            "prompt_tokens": estimate_prompt(messages),
-            "completion_tokens": estimate_text(text),
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0},
         }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         request_id = f"req_echo{secrets.token_hex(12)}"
         reply = UpstreamReply(
             status=200, request_id=request_id, headers=[(b"x-request-id", request_id.encode())]
@@ -52,7 +57,9 @@ class EchoAdapter(Adapter):
             }
             return reply
         chunk = {**base, "object": "chat.completion.chunk"}
-        chunks = [{**chunk, "choices": [_choice({"role": "assistant", "content": ""})], "usage": None}]
+        chunks = [
+            {**chunk, "choices": [_choice({"role": "assistant", "content": ""})], "usage": None}
+        ]
         chunks += [
             {**chunk, "choices": [_choice({"content": word})], "usage": None}
             for word in _WORDS.findall(text)

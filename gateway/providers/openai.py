@@ -84,9 +84,7 @@ class OpenAIAdapter(Adapter):
                     self._url, data=payload, headers=headers, timeout=self._timeout
                 )
         except TimeoutError:
-            raise RetryableError(
-                UpstreamTimeout("The upstream did not answer in time.")
-            ) from None
+            raise RetryableError(UpstreamTimeout("The upstream did not answer in time.")) from None
         except aiohttp.ClientError as exc:
             raise RetryableError(
                 UpstreamError(f"Could not reach the upstream ({type(exc).__name__}).")
@@ -106,7 +104,9 @@ class OpenAIAdapter(Adapter):
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise RetryableError(UpstreamError("The upstream answered with invalid JSON.")) from None
+            raise RetryableError(
+                UpstreamError("The upstream answered with invalid JSON.")
+            ) from None
         if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
             raise RetryableError(UpstreamError("The upstream answer is not a chat completion."))
         return body
@@ -132,9 +132,7 @@ class OpenAIAdapter(Adapter):
         if status == 404:
             return RetryableError(UpstreamError("The upstream does not serve this model."))
         if status == 408 or status >= 500:
-            return RetryableError(
-                UpstreamError(f"The upstream failed (HTTP {status}): {message}")
-            )
+            return RetryableError(UpstreamError(f"The upstream failed (HTTP {status}): {message}"))
         return UpstreamRejected(
             status,
             message,

@@ -50,7 +50,9 @@ def demo_document() -> dict:
         }
         for public_id, (upstream_model, prices) in DEMO_MODELS.items()
     ]
-    models.append({"id": "demo-echo", "routes": [{"provider": "demo-echo", "upstream_model": "echo"}]})
+    models.append(
+        {"id": "demo-echo", "routes": [{"provider": "demo-echo", "upstream_model": "echo"}]}
+    )
     return {"providers": providers, "models": models}
 
 
@@ -73,7 +75,11 @@ class Command(BaseCommand):
                 user.set_password(state["password"])
                 user.save()
         key = ApiKey.objects.filter(account=user.account, name="demo").first()
-        if key is None or not state.get("api_key") or not key_hash_matches(state["api_key"], key.secret_hash):
+        if (
+            key is None
+            or not state.get("api_key")
+            or not key_hash_matches(state["api_key"], key.secret_hash)
+        ):
             if key is not None:
                 key.delete()
             _, state["api_key"] = key_create(account=user.account, name="demo")

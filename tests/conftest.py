@@ -1,0 +1,158 @@
+"""Shared fixtures: a real PureBridge server and a fake upstream on loopback.
+
+`make test` runs the suite against throwaway PostgreSQL and Redis
+(scripts/with-services.sh sets DATABASE_URL and REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import uvicorn
+
+from tests.fake_upstream import FakeUpstream
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start_in_thread()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(request) -> Iterator[None]:
+    """Each test starts with empty in-process caches and a fresh fake upstream."""
+    from gateway.auth import invalidate_all_keys
+    from gateway.catalogue import invalidate_catalogue
+
+    invalidate_all_keys()
+    invalidate_catalogue()
+    if "fake_upstream" in request.fixturenames:
+        request.getfixturevalue("fake_upstream").reset_state()
+    yield
+    invalidate_all_keys()
+    invalidate_catalogue()
+
+
+class ServerThread:
+    """uvicorn serving purebridge.asgi:application in a thread of this process."""
+
+    def __init__(self) -> None:
+        from purebridge.asgi import application
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            application, lifespan="on", log_level="warning", access_log=False, loop="asyncio"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                return self
+            threading.Event().wait(0.05)
+        raise RuntimeError("PureBridge test server did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup, django_db_blocker) -> Iterator[ServerThread]:
+    running = ServerThread().start()
+    yield running
+    running.stop()
+    # The server's threads drew connections from psycopg's pool; close it so
+    # the test database can be dropped.
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for conn in connections.all():
+            if hasattr(conn, "close_pool"):
+                conn.close_pool()
+
+
+@pytest.fixture
+def live(server, transactional_db) -> ServerThread:
+    """The server, with a database that the server's threads can see."""
+    return server
+
+
+@pytest.fixture
+def account(transactional_db):
+    from accounts.models import User
+
+    return User.objects.create_user("owner@example.com", "pw-owner-1234").account
+
+
+@pytest.fixture
+def make_key(account):
+    from keys.services import key_create
+
+    def make(**fields) -> tuple[object, str]:
+        fields.setdefault("name", "test")
+        return key_create(account=fields.pop("account", account), **fields)
+
+    return make
+
+
+@pytest.fixture
+def api_key(make_key) -> str:
+    return make_key()[1]
+
+
+@pytest.fixture
+def make_model(transactional_db, fake_upstream):
+    """A public model whose routes go to the fake upstream (or another provider)."""
+    from gateway.models import CatalogModel, Provider, Route
+
+    def make(public_id: str = "test-model", *upstream_models: str, provider=None, **prices):
+        provider = (
+            provider
+            or Provider.objects.get_or_create(
+                name="fake", defaults={"kind": "openai", "base_url": fake_upstream.base_url}
+            )[0]
+        )
+        model = CatalogModel.objects.create(
+            public_id=public_id,
+            input_per_mtok=Decimal(prices.get("input", "1.25")),
+            cached_input_per_mtok=Decimal(prices.get("cached", "0.125")),
+            output_per_mtok=Decimal(prices.get("output", "10")),
+        )
+        for priority, upstream_model in enumerate(upstream_models or ("fake",)):
+            Route.objects.create(
+                model=model, provider=provider, upstream_model=upstream_model, priority=priority
+            )
+        return model
+
+    return make
+
+
+@pytest.fixture
+def usage_records():
+    """Wait for the usage writer, then return every record, oldest first."""
+    from usage.models import UsageRecord
+    from usage.recorder import get_recorder
+
+    def read() -> list:
+        assert get_recorder().flush(10), "usage writer did not drain"
+        return list(UsageRecord.objects.order_by("created_at", "id"))
+
+    return read

@@ -1,0 +1,281 @@
+"""A fake OpenAI-compatible upstream: a real HTTP server on loopback.
+
+Behaviour is chosen by the model name PureBridge sends, so each route in a test
+can have its own: `fake` answers normally; options follow a `?` like a query
+string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
+
+    status=N          answer HTTP N with an OpenAI error body (retry_after=S adds Retry-After)
+    hang=1            accept the request and never answer
+    first_ms=N        wait N ms before the first byte (headers for JSON, first chunk for SSE)
+    interval_ms=N     wait N ms between stream chunks
+    tokens=N          content chunks in the answer (default 3)
+    cut_after=N       stream: drop the connection after N content chunks
+    error_after=N     stream: send an error event after N content chunks
+    invalid_json=1    answer with bytes that are not JSON
+    no_usage=1        never report usage
+    cached=N, reasoning=N   report these in the usage details
+    prompt=N          report this prompt_tokens (default 11)
+
+`GET /_requests` lists what was received (headers and body); `GET /_stats`
+counts streams completed and streams whose client went away; `POST /_reset`
+clears both. Run standalone with `python -m tests.fake_upstream --port 9100`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import threading
+import time
+from urllib.parse import parse_qs
+
+import orjson
+from aiohttp import web
+
+_ids = itertools.count(1)
+
+
+def _options(model: str) -> dict[str, str]:
+    _, _, query = model.partition("?")
+    return {k: v[-1] for k, v in parse_qs(query).items()}
+
+
+def _usage(opts: dict, completion: int) -> dict:
+    prompt = int(opts.get("prompt", 11))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": int(opts.get("cached", 0))},
+        "completion_tokens_details": {"reasoning_tokens": int(opts.get("reasoning", 0))},
+    }
+
+
+class FakeUpstream:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, record: bool = True) -> None:
+        self.host = host
+        self.port = port
+        self.record = record
+        self.requests: list[dict] = []
+        self.stats = {"completed": 0, "client_gone": 0, "started": 0}
+        self.app = web.Application()
+        self.app.router.add_post("/v1/chat/completions", self.chat)
+        self.app.router.add_get("/_requests", self.list_requests)
+        self.app.router.add_get("/_stats", self.get_stats)
+        self.app.router.add_post("/_reset", self.reset)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if self.record:
+            self.requests.append({"headers": dict(request.headers), "body": body})
+        opts = _options(str(body.get("model", "")))
+        n = next(_ids)
+        headers = {
+            "x-request-id": f"req_fake_{n}",
+            "openai-processing-ms": "7",
+            "openai-version": "2020-10-01",
+            "openai-organization": "operator-secret-org",
+            "x-ratelimit-limit-requests": "999999",
+        }
+        if opts.get("hang"):
+            await asyncio.sleep(3600)
+        if "status" in opts:
+            status = int(opts["status"])
+            if "retry_after" in opts:
+                headers["retry-after"] = opts["retry_after"]
+            error = {
+                "message": f"fake upstream error {status} for {body.get('model')}",
+                "type": "invalid_request_error" if status < 500 else "server_error",
+                "param": None,
+                "code": "fake_error",
+            }
+            return web.json_response({"error": error}, status=status, headers=headers)
+        first_ms = int(opts.get("first_ms", 0))
+        if body.get("stream"):
+            return await self._stream(request, body, opts, headers, n, first_ms)
+        if first_ms:
+            await asyncio.sleep(first_ms / 1000)
+        if opts.get("invalid_json"):
+            return web.Response(
+                body=b"<html>not json", content_type="application/json", headers=headers
+            )
+        tokens = int(opts.get("tokens", 3))
+        answer = {
+            "id": f"chatcmpl-fake{n}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": " ".join(["tok"] * tokens)},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        if not opts.get("no_usage"):
+            answer["usage"] = _usage(opts, tokens)
+        return web.Response(
+            body=orjson.dumps(answer), content_type="application/json", headers=headers
+        )
+
+    async def _stream(self, request, body, opts, headers, n, first_ms) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**headers, "content-type": "text/event-stream"})
+        await response.prepare(request)
+        self.stats["started"] += 1
+        base = {
+            "id": f"chatcmpl-fake{n}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model"),
+        }
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        usage_field = {"usage": None} if include_usage else {}
+        tokens = int(opts.get("tokens", 3))
+        interval = int(opts.get("interval_ms", 0)) / 1000
+        cut_after = int(opts["cut_after"]) if "cut_after" in opts else None
+        error_after = int(opts["error_after"]) if "error_after" in opts else None
+
+        async def send(obj: object) -> None:
+            await response.write(
+                b"data: " + (obj if isinstance(obj, bytes) else orjson.dumps(obj)) + b"\n\n"
+            )
+
+        try:
+            if first_ms:
+                await asyncio.sleep(first_ms / 1000)
+            await send(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": ""},
+                            "finish_reason": None,
+                        }
+                    ],
+                    **usage_field,
+                }
+            )
+            for i in range(tokens):
+                if cut_after is not None and i == cut_after:
+                    request.transport.close()
+                    return response
+                if error_after is not None and i == error_after:
+                    await send(
+                        {
+                            "error": {
+                                "message": "fake mid-stream failure",
+                                "type": "server_error",
+                                "param": None,
+                                "code": None,
+                            }
+                        }
+                    )
+                    return response
+                if opts.get("invalid_json") and i == 1:
+                    await send(b"{not json")
+                    return response
+                if interval and i:
+                    await asyncio.sleep(interval)
+                await send(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
+                        ],
+                        **usage_field,
+                    }
+                )
+            await send(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    **usage_field,
+                }
+            )
+            if include_usage and not opts.get("no_usage"):
+                await send({**base, "choices": [], "usage": _usage(opts, tokens)})
+            await response.write(b"data: [DONE]\n\n")
+            self.stats["completed"] += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.stats["client_gone"] += 1
+            raise
+        return response
+
+    async def list_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(self.requests)
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.reset_state()
+        return web.json_response({"ok": True})
+
+    def reset_state(self) -> None:
+        self.requests.clear()
+        for name in self.stats:
+            self.stats[name] = 0
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=2048)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def start_in_thread(self) -> FakeUpstream:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--no-record", action="store_true", help="do not keep received requests")
+    args = parser.parse_args()
+    upstream = FakeUpstream(args.host, args.port, record=not args.no_record)
+
+    async def serve() -> None:
+        await upstream._start()
+        print(f"fake upstream on {upstream.base_url}", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        import uvloop
+
+        uvloop.run(serve())
+    except ImportError:
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
