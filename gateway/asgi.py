@@ -69,8 +69,10 @@ class GatewayApp:
                 raise UnknownUrl(f"Unknown request URL: {req.method} {req.path}.")
             handler = route[1].get(req.method)
             if handler is None:
+                allowed = ", ".join(route[1])
                 raise MethodNotAllowed(
-                    f"{req.method} is not allowed on {req.path}; use {', '.join(route[1])}."
+                    f"{req.method} is not allowed on {req.path}; use {allowed}.",
+                    headers={"allow": allowed},
                 )
             if req.method == "POST":
                 await req.read_body()

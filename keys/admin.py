@@ -3,6 +3,17 @@ from django.contrib import admin, messages
 from keys.models import ApiKey
 from keys.services import key_create
 
+SETTINGS = (
+    "expires_at",
+    "allowed_models",
+    "rpm_limit",
+    "tpm_limit",
+    "quota_usd",
+    "daily_budget_usd",
+    "monthly_budget_usd",
+    "notification_email",
+)
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
@@ -23,29 +34,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        # A new key gets its secret from the service; the admin shows it once.
-        fields = {
-            f: form.cleaned_data.get(f) for f in form.cleaned_data if f not in {"account", "name"}
-        }
+        # A new key's secret comes from the service and is shown here once.
         created, secret = key_create(
             account=obj.account,
             name=obj.name,
-            **{
-                k: v
-                for k, v in fields.items()
-                if k
-                in {
-                    "expires_at",
-                    "allowed_models",
-                    "rpm_limit",
-                    "tpm_limit",
-                    "quota_usd",
-                    "daily_budget_usd",
-                    "monthly_budget_usd",
-                    "notification_email",
-                }
-            },
+            **{name: form.cleaned_data.get(name) for name in SETTINGS},
         )
+        if not obj.is_active:
+            created.is_active = False
+            created.save(update_fields=["is_active"])
         obj.pk = created.pk
         obj.refresh_from_db()
         messages.warning(request, f"New key secret (shown once, copy it now): {secret}")

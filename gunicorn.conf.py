@@ -1,0 +1,24 @@
+"""gunicorn settings for the web process (production shape).
+
+    gunicorn purebridge.asgi:application
+
+Every value can be set through the environment; command-line flags win.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("PUREBRIDGE_BIND", "127.0.0.1:8000")
+worker_class = "uvicorn_worker.UvicornWorker"
+# Async workers: one per core serves thousands of concurrent streams each.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+backlog = int(os.environ.get("PUREBRIDGE_BACKLOG", 2048))
+# Heartbeat only: a worker blocked this long is restarted. Streams are not
+# affected (the event loop keeps beating while they run).
+timeout = int(os.environ.get("PUREBRIDGE_WORKER_TIMEOUT", 60))
+# On restart, let in-flight requests (and long streams) finish, then flush usage.
+graceful_timeout = int(os.environ.get("PUREBRIDGE_GRACEFUL_TIMEOUT", 120))
+keepalive = int(os.environ.get("PUREBRIDGE_KEEPALIVE", 75))
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = os.environ.get("PUREBRIDGE_ACCESS_LOG") or None
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
