@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from gateway.auth import KeyInfo
@@ -36,6 +37,7 @@ class Usage:
         "upstream_request_id",
         "client_request_id",
         "settled",
+        "attempts",
     )
 
     def __init__(self, req: Request, endpoint: str) -> None:
@@ -57,6 +59,19 @@ class Usage:
         raw = req.headers.get(b"x-client-request-id")
         self.client_request_id = clean_header_value(raw) if raw else ""
         self.settled = False
+        self.attempts: list[dict] = []
+
+    def attempt(self, route: RouteConfig, status: int, error: str, started: float) -> None:
+        """One try of one route, kept on the usage record."""
+        self.attempts.append(
+            {
+                "provider": route.provider.name,
+                "upstream_model": route.upstream_model,
+                "status": status,
+                "error": error,
+                "ms": int((time.perf_counter() - started) * 1000),
+            }
+        )
 
     def take_usage(self, usage: object) -> None:
         """Token counts as the upstream reported them (OpenAI's usage object)."""
@@ -132,6 +147,7 @@ class Usage:
                 ttft_ms=self.ttft_ms,
                 upstream_request_id=self.upstream_request_id[:128],
                 client_request_id=self.client_request_id,
+                attempts=self.attempts,
             )
         )
 

@@ -52,7 +52,7 @@ class ProviderAdmin(admin.ModelAdmin):
 class RouteInline(admin.TabularInline):
     model = Route
     extra = 1
-    fields = ("priority", "provider", "upstream_model", "enabled")
+    fields = ("priority", "weight", "provider", "upstream_model", "enabled")
 
 
 @admin.register(CatalogModel)

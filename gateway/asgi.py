@@ -125,11 +125,19 @@ class GatewayApp:
 
 
 async def _watch_disconnect(req: Request, task: asyncio.Task | None) -> None:
-    """Cancel the request's task the moment its client disconnects."""
+    """Cancel the request's task the moment its client disconnects (unless a
+    stream relay has asked to drain the upstream instead)."""
     while True:
         message = await req.receive()
         if message["type"] == "http.disconnect":
             req.disconnected = True
-            if task is not None:
+            if task is None:
+                return
+            if req.draining:
+                # The relay reads on for the upstream's usage; this bounds it.
+                asyncio.get_running_loop().call_later(
+                    settings.PUREBRIDGE_DRAIN_SECONDS, task.cancel
+                )
+            else:
                 task.cancel()
             return

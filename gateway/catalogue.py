@@ -33,9 +33,11 @@ class ProviderConfig:
 
 @dataclass(frozen=True, slots=True)
 class RouteConfig:
+    id: int
     provider: ProviderConfig
     upstream_model: str
     priority: int
+    weight: int
     adapter: Adapter
 
 
@@ -90,7 +92,14 @@ def _load_catalogue() -> Catalogue:
             )
             adapters[p.id] = adapter_for(providers[p.id])
         routes.setdefault(route.model_id, []).append(
-            RouteConfig(providers[p.id], route.upstream_model, route.priority, adapters[p.id])
+            RouteConfig(
+                id=route.id,
+                provider=providers[p.id],
+                upstream_model=route.upstream_model,
+                priority=route.priority,
+                weight=route.weight,
+                adapter=adapters[p.id],
+            )
         )
     models = {
         m.public_id: ModelConfig(

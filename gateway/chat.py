@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
+from django.conf import settings
 
 from gateway.accounting import Usage
 from gateway.admission import admit
@@ -102,8 +105,12 @@ async def _relay(
     """Pass chunks on as they arrive; a failure after the start ends the stream
     with an error event (the OpenAI SDKs raise on it), never a silent end."""
     await req.start(200, SSE_HEADERS + headers)
+    req.draining = settings.PUREBRIDGE_DRAIN_SECONDS > 0
     try:
         while chunk is not None:
+            if req.disconnected:
+                await _drain(stream, usage, chunk)
+                return
             if "error" in chunk and not chunk.get("choices"):
                 route = usage.route
                 assert route is not None
@@ -133,6 +140,20 @@ async def _relay(
         await req.send_body(b"data: " + orjson.dumps(error.body()) + b"\n\n")
     finally:
         stream.close()
+
+
+async def _drain(stream: ChunkStream, usage: Usage, chunk: dict | None) -> None:
+    """The client left mid-stream: read on to the upstream's own usage, within
+    PUREBRIDGE_DRAIN_SECONDS and PUREBRIDGE_DRAIN_BYTES, and charge that. If the
+    bounds are hit first, the record keeps an estimate of what was delivered."""
+    usage.client_gone()
+    limit = stream.bytes_read + settings.PUREBRIDGE_DRAIN_BYTES
+    # The disconnect watcher cancels this task after PUREBRIDGE_DRAIN_SECONDS.
+    with contextlib.suppress(GatewayError):
+        while chunk is not None and stream.bytes_read <= limit:
+            if chunk.get("usage"):
+                usage.take_usage(chunk["usage"])
+            chunk = await stream.next()
 
 
 def _choice_chars(part: object) -> int:

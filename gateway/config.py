@@ -36,7 +36,7 @@ MODEL_KEYS = {
     "output_per_mtok",
     "routes",
 }
-ROUTE_KEYS = {"provider", "upstream_model", "priority", "enabled"}
+ROUTE_KEYS = {"provider", "upstream_model", "priority", "weight", "enabled"}
 TIMEOUTS = ("connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout")
 PRICES = ("input_per_mtok", "cached_input_per_mtok", "output_per_mtok")
 
@@ -173,15 +173,19 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
         )
         if provider is None:
             raise ConfigError(f"{rwhere}: no provider named {route['provider']!r}")
+        weight = route.get("weight", 1)
+        if not isinstance(weight, int) or weight < 1:
+            raise ConfigError(f"{rwhere}: `weight` must be a whole number of 1 or more")
         wanted.append(
             (
                 provider.id,
                 route["upstream_model"],
                 int(route.get("priority", j)),
+                weight,
                 bool(route.get("enabled", True)),
             )
         )
-    targets = [(p, u) for p, u, _, _ in wanted]
+    targets = [(p, u) for p, u, *_ in wanted]
     if len(set(targets)) != len(targets):
         raise ConfigError(f"{where}: the same provider and upstream_model appear twice")
     model, created = CatalogModel.objects.get_or_create(public_id=entry["id"], defaults=fields)
@@ -191,13 +195,13 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
             setattr(model, k, v)
         _save(where, model)
     current = sorted(
-        model.routes.values_list("provider_id", "upstream_model", "priority", "enabled")
+        model.routes.values_list("provider_id", "upstream_model", "priority", "weight", "enabled")
     )
     if current != sorted(wanted):
         model.routes.all().delete()
         Route.objects.bulk_create(
-            Route(model=model, provider_id=p, upstream_model=u, priority=pr, enabled=en)
-            for p, u, pr, en in wanted
+            Route(model=model, provider_id=p, upstream_model=u, priority=pr, weight=w, enabled=en)
+            for p, u, pr, w, en in wanted
         )
         # bulk_create sends no signals: tell the workers the catalogue changed.
         from gateway.invalidation import CATALOGUE, publish

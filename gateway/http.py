@@ -50,6 +50,7 @@ class Request:
         "response_started",
         "status",
         "disconnected",
+        "draining",
         "extra_headers",
     )
 
@@ -70,6 +71,9 @@ class Request:
         self.response_started = False
         self.status = 0
         self.disconnected = False
+        # While True a disconnect does not cancel the request: the stream relay
+        # reads on to the upstream's final usage (bounded), then stops.
+        self.draining = False
         self.extra_headers: list[tuple[bytes, bytes]] = [
             (b"x-purebridge-request-id", self.request_id.encode())
         ]

@@ -30,6 +30,11 @@ def _apply(message: str) -> None:
         invalidate_all_keys()
     elif message.startswith("key:"):
         invalidate_key(message[4:])
+    elif message.startswith("cool:"):
+        from gateway.cooldown import cooldowns
+
+        _, route_id, seconds = message.split(":")
+        cooldowns.apply(int(route_id), float(seconds))
 
 
 def _publish(message: str) -> None:
@@ -80,6 +85,9 @@ async def listen(stop: asyncio.Event) -> None:
             # Anything may have changed while this worker was not listening.
             _apply(CATALOGUE)
             _apply("keys")
+            from gateway.cooldown import cooldowns
+
+            await cooldowns.load_shared()
             try:
                 while not stop.is_set():
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)

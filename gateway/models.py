@@ -70,6 +70,11 @@ class Route(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="routes")
     upstream_model = models.CharField(max_length=128)
     priority = models.PositiveIntegerField(default=0, help_text="Lower is tried first.")
+    weight = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="Share of traffic among the routes of the same priority.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:

@@ -1,15 +1,32 @@
-"""Choosing a route for a public model and failing over before the first byte."""
+"""Choosing routes for a public model and failing over before the first byte."""
 
 from __future__ import annotations
 
 import logging
+import random
+import time
+
+from django.conf import settings
 
 from gateway.accounting import Usage
 from gateway.catalogue import ModelConfig, RouteConfig
+from gateway.cooldown import cooldowns
 from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
 
 log = logging.getLogger(__name__)
+
+
+def route_order(routes: tuple[RouteConfig, ...]) -> list[RouteConfig]:
+    """Priority first; within a priority a weighted random order; routes that
+    are cooling down go last, so they are still tried when nothing else is left."""
+    # Efraimidis–Spirakis: sorting by random() ** (1 / weight) draws a weighted
+    # order without replacement in one pass.
+    keyed = sorted(
+        routes,
+        key=lambda r: (cooldowns.cooling(r.id), r.priority, -(random.random() ** (1 / r.weight))),
+    )
+    return keyed
 
 
 async def open_route(
@@ -18,17 +35,20 @@ async def open_route(
     """The first route that answers, and for streams its first chunk.
 
     A connect error, a timeout before the first byte, a 429 or a 5xx moves on
-    to the next route; nothing has reached the client yet, so that is safe.
+    to the next route (at most PUREBRIDGE_MAX_ATTEMPTS in all); nothing has
+    reached the client yet, so that is safe. Never after the first byte.
     """
     if not model.routes:
         raise ServiceUnavailable(f"No upstream route is available for `{model.public_id}`.")
     last: RetryableError | None = None
-    for route in model.routes:
+    for route in route_order(model.routes)[: settings.PUREBRIDGE_MAX_ATTEMPTS]:
         usage.route = route
         call.upstream_model = route.upstream_model
+        started = time.perf_counter()
         try:
-            return await _attempt(route, call)
+            result = await _attempt(route, call)
         except RetryableError as exc:
+            usage.attempt(route, exc.status, exc.error.code or exc.error.type, started)
             log.warning(
                 "route %s/%s failed for %s: %s",
                 route.provider.name,
@@ -36,7 +56,14 @@ async def open_route(
                 model.public_id,
                 exc.message,
             )
+            await cooldowns.report_failure(route.id, exc.retry_after)
             last = exc
+            continue
+        except GatewayError as exc:
+            usage.attempt(route, exc.status, exc.code or exc.type, started)
+            raise
+        usage.attempt(route, result[0].status, "", started)
+        return result
     assert last is not None
     raise last.error
 

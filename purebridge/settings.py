@@ -202,6 +202,13 @@ PUREBRIDGE_BODY_SHA256_ECHO = env_bool("PUREBRIDGE_BODY_SHA256_ECHO", default=Fa
 PUREBRIDGE_CACHE_TTL = env_float("PUREBRIDGE_CACHE_TTL", 30.0, minimum=0.0)
 PUREBRIDGE_API_BASE_URL = env_str("PUREBRIDGE_API_BASE_URL", "http://127.0.0.1:8000")
 PUREBRIDGE_KEY_PREFIX = "sk-pb-"
+# Routes tried for one request before the client gets the last error.
+PUREBRIDGE_MAX_ATTEMPTS = env_int("PUREBRIDGE_MAX_ATTEMPTS", 3, minimum=1)
+# A client that leaves mid-stream: PureBridge reads on (within these bounds)
+# to the upstream's final usage and charges that; past them it closes the
+# upstream and charges an estimate of what was delivered. 0 closes at once.
+PUREBRIDGE_DRAIN_SECONDS = env_float("PUREBRIDGE_DRAIN_SECONDS", 5.0, minimum=0.0)
+PUREBRIDGE_DRAIN_BYTES = env_int("PUREBRIDGE_DRAIN_BYTES", 256 * 1024, minimum=0)
 # Usage records are written by a background thread in batches.
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
 

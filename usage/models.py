@@ -35,6 +35,8 @@ class UsageRecord(models.Model):
     request_id = models.CharField(max_length=64, unique=True)
     upstream_request_id = models.CharField(max_length=128, blank=True)
     client_request_id = models.CharField(max_length=512, blank=True)
+    # Every route tried, in order: provider, upstream_model, status, error, ms.
+    attempts = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 
@@ -48,6 +48,7 @@ class UsageEntry:
     ttft_ms: int | None = None
     upstream_request_id: str = ""
     client_request_id: str = ""
+    attempts: list[dict] = field(default_factory=list)
 
 
 class UsageRecorder:
@@ -121,7 +122,7 @@ def _write(batch: list[UsageEntry]) -> None:
         # counted twice (request_id is unique).
         try:
             UsageRecord.objects.bulk_create(
-                [UsageRecord(**asdict(entry)) for entry in batch], ignore_conflicts=True
+                [_model(entry) for entry in batch], ignore_conflicts=True
             )
         except IntegrityError:
             # A key deleted between the request and this write: keep the record.
@@ -131,7 +132,7 @@ def _write(batch: list[UsageEntry]) -> None:
                 if entry.api_key_id not in alive:
                     entry.api_key_id = None
             UsageRecord.objects.bulk_create(
-                [UsageRecord(**asdict(entry)) for entry in batch], ignore_conflicts=True
+                [_model(entry) for entry in batch], ignore_conflicts=True
             )
         last_used: Counter[int] = Counter()
         for entry in batch:
@@ -145,6 +146,13 @@ def _write(batch: list[UsageEntry]) -> None:
         connection.close()
 
 
+def _model(entry: UsageEntry):
+    from usage.models import UsageRecord
+
+    return UsageRecord(**{name: getattr(entry, name) for name in _FIELDS})
+
+
+_FIELDS = tuple(f.name for f in fields(UsageEntry))
 _recorder: UsageRecorder | None = None
 _lock = threading.Lock()
 

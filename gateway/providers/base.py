@@ -38,6 +38,8 @@ class UpstreamCall:
 class ChunkStream(ABC):
     """Decoded chunks of a streamed answer; `next()` returns None at the end."""
 
+    bytes_read = 0  # of the upstream's stream, for bounding a drain
+
     @abstractmethod
     async def next(self) -> dict | None: ...
 

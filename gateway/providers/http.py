@@ -1,0 +1,188 @@
+"""What every HTTP upstream adapter shares: one call with its timeouts, the
+error body read, and the server-sent event stream with first-byte, idle and
+total deadlines. Each provider module adds its paths, headers and quirks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import orjson
+
+from gateway.catalogue import ProviderConfig
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gateway.providers.base import Adapter, RetryableError, UpstreamCall, UpstreamReply
+from gateway.sse import SSEReader
+from gateway.upstream import get_session
+
+MAX_ERROR_BODY = 64 * 1024
+
+
+class HTTPAdapter(Adapter):
+    # Upstream response headers a client may see.
+    passthrough: frozenset[bytes] = frozenset()
+    request_id_header = "x-request-id"
+
+    def __init__(self, provider: ProviderConfig) -> None:
+        super().__init__(provider)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=provider.connect_timeout, connect=provider.connect_timeout
+        )
+
+    def error(
+        self, status: int, raw: bytes, retry_after: float | None, call: UpstreamCall
+    ) -> GatewayError:
+        raise NotImplementedError
+
+    async def open(
+        self, path: str, payload: dict, headers: dict[str, str], call: UpstreamCall
+    ) -> tuple[UpstreamReply, aiohttp.ClientResponse, float]:
+        """Send; return the reply skeleton and the open response (status < 400)."""
+        started = time.monotonic()
+        url = self.provider.base_url + path
+        try:
+            async with asyncio.timeout(self.provider.first_byte_timeout):
+                response = await get_session().post(
+                    url, data=orjson.dumps(payload), headers=headers, timeout=self._timeout
+                )
+        except TimeoutError:
+            raise RetryableError(UpstreamTimeout("The upstream did not answer in time.")) from None
+        except aiohttp.ClientError as exc:
+            raise RetryableError(
+                UpstreamError(f"Could not reach the upstream ({type(exc).__name__}).")
+            ) from None
+        try:
+            reply = UpstreamReply(
+                status=response.status,
+                request_id=response.headers.get(self.request_id_header, ""),
+                headers=[
+                    (k.lower(), v) for k, v in response.raw_headers if k.lower() in self.passthrough
+                ],
+            )
+            if response.status >= 400:
+                raw = await _read_bounded(response)
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                raise self.error(response.status, raw, retry_after, call)
+            if call.stream and not response.content_type.startswith("text/event-stream"):
+                raise RetryableError(
+                    UpstreamError("The upstream answered a stream request without a stream.")
+                )
+        except BaseException:
+            response.close()
+            raise
+        return reply, response, started
+
+    async def read_json(self, response: aiohttp.ClientResponse, started: float) -> dict:
+        remaining = self.provider.total_timeout - (time.monotonic() - started)
+        try:
+            async with asyncio.timeout(max(remaining, 0.001)):
+                raw = await response.read()
+        except TimeoutError:
+            raise RetryableError(UpstreamTimeout("The upstream did not finish in time.")) from None
+        except aiohttp.ClientError:
+            raise RetryableError(UpstreamError("The upstream closed the connection.")) from None
+        finally:
+            response.release()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise RetryableError(
+                UpstreamError("The upstream answered with invalid JSON.")
+            ) from None
+        if not isinstance(body, dict):
+            raise RetryableError(UpstreamError("The upstream answer is not a JSON object."))
+        return body
+
+    def events(self, response: aiohttp.ClientResponse, started: float) -> EventStream:
+        p = self.provider
+        return EventStream(
+            response,
+            idle=p.idle_timeout,
+            first_byte_deadline=started + p.first_byte_timeout,
+            deadline=started + p.total_timeout,
+        )
+
+
+class EventStream:
+    """An upstream's server-sent events, each read under its deadline."""
+
+    __slots__ = ("_response", "_reader", "_idle", "_first_byte_deadline", "_deadline", "bytes_read")
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        *,
+        idle: float,
+        first_byte_deadline: float,
+        deadline: float,
+    ) -> None:
+        self._response = response
+        self._reader = SSEReader(response.content.readany)
+        self._idle = idle
+        self._first_byte_deadline: float | None = first_byte_deadline
+        self._deadline = deadline
+        self.bytes_read = 0
+
+    async def next(self) -> tuple[bytes, bytes] | None:
+        """The next (event name, data), or None at the end of the body."""
+        now = time.monotonic()
+        if self._first_byte_deadline is not None:
+            # A reasoning model may think for minutes before its first event.
+            timeout = min(self._first_byte_deadline, self._deadline) - now
+            self._first_byte_deadline = None
+        else:
+            timeout = min(self._idle, self._deadline - now)
+        try:
+            async with asyncio.timeout(max(timeout, 0.001)):
+                event = await self._reader.next()
+        except TimeoutError:
+            raise UpstreamTimeout("The upstream stopped sending.") from None
+        except aiohttp.ClientError:
+            raise UpstreamError("The upstream connection broke mid-stream.") from None
+        if event is not None:
+            self.bytes_read += len(event[1])
+        return event
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def decode_event(data: bytes) -> dict:
+    try:
+        decoded = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("The upstream sent invalid JSON in the stream.") from None
+    if not isinstance(decoded, dict):
+        raise UpstreamError("The upstream sent a malformed stream event.")
+    return decoded
+
+
+def error_detail(raw: bytes) -> dict:
+    """The `error` object of an upstream error body, if it has one."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        return parsed["error"]
+    return {}
+
+
+def str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        async with asyncio.timeout(10):
+            return await response.content.read(MAX_ERROR_BODY)
+    except (TimeoutError, aiohttp.ClientError):
+        return b""
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
