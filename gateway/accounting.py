@@ -26,6 +26,7 @@ class Usage:
         "stream",
         "prompt_tokens",
         "cached_tokens",
+        "cache_write_tokens",
         "completion_tokens",
         "reasoning_tokens",
         "reported",
@@ -47,7 +48,7 @@ class Usage:
         self.model: ModelConfig | None = None
         self.route: RouteConfig | None = None
         self.stream = False
-        self.prompt_tokens = self.cached_tokens = 0
+        self.prompt_tokens = self.cached_tokens = self.cache_write_tokens = 0
         self.completion_tokens = self.reasoning_tokens = 0
         self.reported = False
         self.prompt_estimate = 0
@@ -83,6 +84,7 @@ class Usage:
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
         self.cached_tokens = _int(prompt_details.get("cached_tokens"))
+        self.cache_write_tokens = _int(prompt_details.get("cache_write_tokens"))
         self.reasoning_tokens = _int(completion_details.get("reasoning_tokens"))
 
     def first_byte(self) -> None:
@@ -122,6 +124,8 @@ class Usage:
                 prompt_tokens=self.prompt_tokens,
                 cached_tokens=self.cached_tokens,
                 completion_tokens=self.completion_tokens,
+                cache_write_per_mtok=prices.cache_write,
+                cache_write_tokens=self.cache_write_tokens,
             )
         req = self.req
         get_recorder().record(
@@ -138,6 +142,7 @@ class Usage:
                 stream=self.stream,
                 prompt_tokens=self.prompt_tokens,
                 cached_tokens=self.cached_tokens,
+                cache_write_tokens=self.cache_write_tokens,
                 completion_tokens=self.completion_tokens,
                 reasoning_tokens=self.reasoning_tokens,
                 estimated=estimated,

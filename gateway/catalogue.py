@@ -48,6 +48,7 @@ class Prices:
     input: Decimal
     cached_input: Decimal
     output: Decimal
+    cache_write: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,12 @@ def _load_catalogue() -> Catalogue:
             public_id=m.public_id,
             owned_by=m.owned_by,
             created=int(m.created_at.timestamp()),
-            prices=Prices(m.input_per_mtok, m.cached_input_per_mtok, m.output_per_mtok),
+            prices=Prices(
+                m.input_per_mtok,
+                m.cached_input_per_mtok,
+                m.output_per_mtok,
+                m.cache_write_per_mtok,
+            ),
             routes=tuple(routes.get(m.id, ())),
         )
         for m in CatalogModel.objects.filter(enabled=True).order_by("public_id")

@@ -34,6 +34,7 @@ MODEL_KEYS = {
     "input_per_mtok",
     "cached_input_per_mtok",
     "output_per_mtok",
+    "cache_write_per_mtok",
     "routes",
 }
 ROUTE_KEYS = {"provider", "upstream_model", "priority", "weight", "enabled"}
@@ -160,6 +161,11 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
     }
     for name in PRICES:
         fields[name] = _decimal(f"{where}.{name}", entry.get(name, "0"))
+    fields["cache_write_per_mtok"] = (
+        _decimal(f"{where}.cache_write_per_mtok", entry["cache_write_per_mtok"])
+        if "cache_write_per_mtok" in entry
+        else None
+    )
     routes = entry.get("routes") or []
     if not isinstance(routes, list) or not routes:
         raise ConfigError(f"{where}: at least one [[models.routes]] is required")

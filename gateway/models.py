@@ -11,6 +11,7 @@ class Provider(models.Model):
 
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible"
+        ANTHROPIC = "anthropic", "Anthropic Messages API"
         ECHO = "echo", "Echo (built-in demo, no network)"
 
     name = models.SlugField(max_length=64, unique=True)
@@ -52,6 +53,13 @@ class CatalogModel(models.Model):
     input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    cache_write_per_mtok = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Prompt-cache writes (Anthropic); empty means the input price.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

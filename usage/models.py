@@ -22,6 +22,7 @@ class UsageRecord(models.Model):
 
     prompt_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     estimated = models.BooleanField(default=False, help_text="Tokens counted by PureBridge.")
@@ -61,6 +62,7 @@ class UsageHourly(models.Model):
     errors = models.PositiveIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(default=0, max_digits=24, decimal_places=12)

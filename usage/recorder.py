@@ -39,6 +39,7 @@ class UsageEntry:
     stream: bool = False
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
