@@ -87,6 +87,19 @@ class Usage:
         self.cache_write_tokens = _int(prompt_details.get("cache_write_tokens"))
         self.reasoning_tokens = _int(completion_details.get("reasoning_tokens"))
 
+    def take_responses_usage(self, usage: object) -> None:
+        """Token counts from a Responses API `usage` object."""
+        if not isinstance(usage, dict):
+            return
+        self.reported = True
+        self.prompt_tokens = _int(usage.get("input_tokens"))
+        self.completion_tokens = _int(usage.get("output_tokens"))
+        input_details = usage.get("input_tokens_details") or {}
+        self.cached_tokens = _int(input_details.get("cached_tokens"))
+        self.cache_write_tokens = _int(input_details.get("cache_write_tokens"))
+        details = usage.get("output_tokens_details") or {}
+        self.reasoning_tokens = _int(details.get("reasoning_tokens"))
+
     def first_byte(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = self.req.elapsed_ms()

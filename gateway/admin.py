@@ -20,6 +20,7 @@ class ProviderForm(forms.ModelForm):
             "kind",
             "base_url",
             "enabled",
+            "responses_api",
             "connect_timeout",
             "first_byte_timeout",
             "idle_timeout",

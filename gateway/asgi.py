@@ -20,6 +20,7 @@ from gateway.accounting import Usage
 from gateway.chat import chat_completions
 from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl
 from gateway.http import Receive, Request, Send
+from gateway.responses.endpoint import create_response
 from gateway.upstream import close_session
 from gateway.views import health, list_models, retrieve_model
 from usage.recorder import get_recorder
@@ -30,6 +31,7 @@ Handler = Callable[[Request, Usage], Awaitable[None]]
 
 ROUTES: dict[str, tuple[str, dict[str, Handler]]] = {
     "/v1/chat/completions": ("chat.completions", {"POST": chat_completions}),
+    "/v1/responses": ("responses", {"POST": create_response}),
     "/v1/models": ("models", {"GET": list_models}),
 }
 

@@ -29,6 +29,7 @@ class ProviderConfig:
     first_byte_timeout: float
     idle_timeout: float
     total_timeout: float
+    responses_api: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ def _load_catalogue() -> Catalogue:
                 first_byte_timeout=p.first_byte_timeout,
                 idle_timeout=p.idle_timeout,
                 total_timeout=p.total_timeout,
+                responses_api=p.responses_api and p.kind == "openai",
             )
             adapters[p.id] = adapter_for(providers[p.id])
         routes.setdefault(route.model_id, []).append(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import orjson
 from django.conf import settings
 
@@ -14,6 +12,7 @@ from gateway.catalogue import Catalogue, ModelConfig, get_catalogue
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError
 from gateway.http import JSON, Request
 from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply, redact
+from gateway.relay import drain
 from gateway.routing import open_route
 from gateway.tokens import estimate_prompt
 
@@ -109,7 +108,7 @@ async def _relay(
     try:
         while chunk is not None:
             if req.disconnected:
-                await _drain(stream, usage, chunk)
+                await drain(stream, usage, chunk, _take_usage)
                 return
             if "error" in chunk and not chunk.get("choices"):
                 route = usage.route
@@ -142,18 +141,9 @@ async def _relay(
         stream.close()
 
 
-async def _drain(stream: ChunkStream, usage: Usage, chunk: dict | None) -> None:
-    """The client left mid-stream: read on to the upstream's own usage, within
-    PUREBRIDGE_DRAIN_SECONDS and PUREBRIDGE_DRAIN_BYTES, and charge that. If the
-    bounds are hit first, the record keeps an estimate of what was delivered."""
-    usage.client_gone()
-    limit = stream.bytes_read + settings.PUREBRIDGE_DRAIN_BYTES
-    # The disconnect watcher cancels this task after PUREBRIDGE_DRAIN_SECONDS.
-    with contextlib.suppress(GatewayError):
-        while chunk is not None and stream.bytes_read <= limit:
-            if chunk.get("usage"):
-                usage.take_usage(chunk["usage"])
-            chunk = await stream.next()
+def _take_usage(usage: Usage, chunk: dict) -> None:
+    if chunk.get("usage"):
+        usage.take_usage(chunk["usage"])
 
 
 def _choice_chars(part: object) -> int:

@@ -18,6 +18,7 @@ from gateway.models import CatalogModel, Provider, Route
 PROVIDER_KEYS = {
     "name",
     "kind",
+    "responses_api",
     "base_url",
     "api_key",
     "api_key_env",
@@ -93,6 +94,7 @@ def _provider_fields(where: str, entry: dict) -> dict:
         "kind": kind,
         "base_url": entry.get("base_url", ""),
         "enabled": bool(entry.get("enabled", True)),
+        "responses_api": bool(entry.get("responses_api", False)),
     }
     if kind != Provider.Kind.ECHO and not fields["base_url"]:
         raise ConfigError(f"{where}: `base_url` is required for kind {kind!r}")

@@ -19,6 +19,11 @@ class Provider(models.Model):
     base_url = models.URLField(max_length=500, blank=True)
     api_key_encrypted = models.TextField(blank=True, editable=False)
     enabled = models.BooleanField(default=True)
+    responses_api = models.BooleanField(
+        default=False,
+        help_text="Speaks OpenAI's Responses API: /v1/responses is passed through "
+        "instead of translated to chat completions.",
+    )
     # Defaults suit reasoning models that think for minutes before the first token.
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
     first_byte_timeout = models.FloatField(default=600.0, validators=[MinValueValidator(0.1)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
@@ -29,8 +30,15 @@ def route_order(routes: tuple[RouteConfig, ...]) -> list[RouteConfig]:
     return keyed
 
 
+Attempt = Callable[[RouteConfig, UpstreamCall], Awaitable[UpstreamReply]]
+
+
+async def chat_attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:
+    return await route.adapter.chat(call)
+
+
 async def open_route(
-    model: ModelConfig, call: UpstreamCall, usage: Usage
+    model: ModelConfig, call: UpstreamCall, usage: Usage, attempt: Attempt = chat_attempt
 ) -> tuple[UpstreamReply, dict | None]:
     """The first route that answers, and for streams its first chunk.
 
@@ -46,7 +54,7 @@ async def open_route(
         call.upstream_model = route.upstream_model
         started = time.perf_counter()
         try:
-            result = await _attempt(route, call)
+            result = await _first_byte(await attempt(route, call))
         except RetryableError as exc:
             usage.attempt(route, exc.status, exc.error.code or exc.error.type, started)
             log.warning(
@@ -68,8 +76,7 @@ async def open_route(
     raise last.error
 
 
-async def _attempt(route: RouteConfig, call: UpstreamCall) -> tuple[UpstreamReply, dict | None]:
-    reply = await route.adapter.chat(call)
+async def _first_byte(reply: UpstreamReply) -> tuple[UpstreamReply, dict | None]:
     if reply.stream is None:
         return reply, None
     try:

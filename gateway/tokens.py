@@ -39,3 +39,18 @@ def estimate_prompt(messages: list) -> int:
                     function = call.get("function") or {}
                     total += estimate_text(str(function.get("arguments", "")))
     return total
+
+
+def estimate_items(items: list) -> int:
+    """A Responses API input: message text, tool call arguments and outputs."""
+    chars = 0
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content")
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        for value in (content, item.get("arguments"), item.get("output")):
+            if isinstance(value, str):
+                chars += len(value)
+    return 3 + MESSAGE_OVERHEAD * len(items) + estimate_chars(chars)

@@ -209,6 +209,11 @@ PUREBRIDGE_MAX_ATTEMPTS = env_int("PUREBRIDGE_MAX_ATTEMPTS", 3, minimum=1)
 # upstream and charges an estimate of what was delivered. 0 closes at once.
 PUREBRIDGE_DRAIN_SECONDS = env_float("PUREBRIDGE_DRAIN_SECONDS", 5.0, minimum=0.0)
 PUREBRIDGE_DRAIN_BYTES = env_int("PUREBRIDGE_DRAIN_BYTES", 256 * 1024, minimum=0)
+# How long /v1/responses keeps a conversation for `previous_response_id` when
+# the upstream keeps none itself.
+PUREBRIDGE_RESPONSE_RETENTION_SECONDS = env_int(
+    "PUREBRIDGE_RESPONSE_RETENTION_SECONDS", 24 * 3600, minimum=60
+)
 # Usage records are written by a background thread in batches.
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
 

@@ -39,6 +39,19 @@ class OpenAIAdapter(HTTPAdapter):
             raise RetryableError(UpstreamError("The upstream answer is not a chat completion."))
         return reply
 
+    async def responses(self, call: UpstreamCall) -> UpstreamReply:
+        """/v1/responses passed through to an upstream that speaks it."""
+        body = dict(call.body)
+        body["model"] = call.upstream_model
+        reply, response, started = await self.open("/responses", body, self.headers(call), call)
+        if call.stream:
+            reply.stream = ResponsesEventStream(self.events(response, started))
+            return reply
+        reply.body = await self.read_json(response, started)
+        if reply.body.get("object") != "response":
+            raise RetryableError(UpstreamError("The upstream answer is not a Responses object."))
+        return reply
+
     def error(
         self, status: int, raw: bytes, retry_after: float | None, call: UpstreamCall
     ) -> GatewayError:
@@ -100,6 +113,37 @@ class OpenAIChunkStream(ChunkStream):
             self.close()
             return None
         return decode_event(event[1])
+
+    def close(self) -> None:
+        self._events.close()
+
+
+TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+
+
+class ResponsesEventStream(ChunkStream):
+    """A Responses API event stream; it ends after its terminal event."""
+
+    __slots__ = ("_events", "_done")
+
+    def __init__(self, events: EventStream) -> None:
+        self._events = events
+        self._done = False
+
+    @property
+    def bytes_read(self) -> int:  # type: ignore[override]
+        return self._events.bytes_read
+
+    async def next(self) -> dict | None:
+        if self._done:
+            return None
+        event = await self._events.next()
+        if event is None or event[1] == b"[DONE]":
+            raise UpstreamError("The upstream stream ended before the response was complete.")
+        decoded = decode_event(event[1])
+        if decoded.get("type") in TERMINAL_EVENTS:
+            self._done = True
+        return decoded
 
     def close(self) -> None:
         self._events.close()

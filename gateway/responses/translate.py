@@ -1,0 +1,285 @@
+"""Responses API requests as chat completions requests, and chat completion
+answers as Responses objects: how /v1/responses reaches an upstream that
+speaks only chat completions (or Anthropic, through its chat adapter)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import orjson
+
+from gateway.errors import InvalidRequest
+
+# Request fields that mean the same in both APIs.
+SAME_FIELDS = ("temperature", "top_p", "parallel_tool_calls", "user", "metadata", "top_logprobs")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def input_items(body: dict) -> list[dict]:
+    """The request's `input` as a list of items (a string is one user message)."""
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return [{"type": "message", "role": "user", "content": raw}]
+    if isinstance(raw, list):
+        return raw
+    raise InvalidRequest("'input' must be a string or an array of input items.", param="input")
+
+
+def to_chat_request(body: dict, items: list[dict], stream: bool) -> dict:
+    """A Responses request (with `items` its full conversation) as a chat body."""
+    messages: list[dict] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append({"role": "system", "content": instructions})
+    for i, item in enumerate(items):
+        _add_item(messages, item, i)
+    if not messages:
+        raise InvalidRequest("'input' has nothing to send.", param="input")
+    chat: dict = {"messages": messages, "stream": stream}
+    for name in SAME_FIELDS:
+        if body.get(name) is not None:
+            chat[name] = body[name]
+    if body.get("max_output_tokens") is not None:
+        chat["max_tokens"] = body["max_output_tokens"]
+    tools = [_tool(tool, i) for i, tool in enumerate(body.get("tools") or [])]
+    if tools:
+        chat["tools"] = tools
+        if body.get("tool_choice") is not None:
+            chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    effort = (body.get("reasoning") or {}).get("effort")
+    if effort:
+        chat["reasoning_effort"] = effort
+    fmt = (body.get("text") or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        chat["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt
+            },
+        }
+    elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        chat["response_format"] = {"type": "json_object"}
+    return chat
+
+
+def _add_item(messages: list[dict], item: object, i: int) -> None:
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"input[{i}] must be an object.", param=f"input[{i}]")
+    kind = item.get("type", "message")
+    if kind == "message":
+        role = item.get("role")
+        if role not in ("user", "assistant", "system", "developer"):
+            raise InvalidRequest(
+                f"input[{i}] has an unknown role {role!r}.", param=f"input[{i}].role"
+            )
+        content = _content(item.get("content"), role, i)
+        if (
+            role == "assistant"
+            and messages
+            and messages[-1]["role"] == "assistant"
+            and "content" not in messages[-1]
+        ):
+            messages[-1]["content"] = content
+        else:
+            messages.append({"role": "system" if role == "developer" else role, "content": content})
+    elif kind == "function_call":
+        call = {
+            "id": item.get("call_id"),
+            "type": "function",
+            "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"},
+        }
+        last = messages[-1] if messages else None
+        # Parallel calls of one turn belong to one assistant message.
+        if last is not None and last["role"] == "assistant":
+            last.setdefault("tool_calls", []).append(call)
+        else:
+            messages.append({"role": "assistant", "tool_calls": [call]})
+    elif kind == "function_call_output":
+        output = item.get("output")
+        if not isinstance(output, str):
+            output = (
+                _content(output, "tool", i)
+                if isinstance(output, list)
+                else orjson.dumps(output).decode()
+            )
+        messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": output})
+    elif kind == "reasoning":
+        return  # reasoning carried between turns has no chat completions equivalent
+    else:
+        raise InvalidRequest(
+            f"input[{i}] of type {kind!r} is not supported by this model's provider.",
+            param=f"input[{i}].type",
+        )
+
+
+def _content(content: object, role: str, i: int) -> str | list[dict]:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequest(
+            f"input[{i}].content must be a string or an array.", param=f"input[{i}].content"
+        )
+    parts: list[dict] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text", "text"):
+            parts.append({"type": "text", "text": part.get("text", "")})
+        elif kind == "refusal":
+            parts.append({"type": "text", "text": part.get("refusal", "")})
+        elif kind == "input_image" and part.get("image_url"):
+            image = {"url": part["image_url"]}
+            if part.get("detail"):
+                image["detail"] = part["detail"]
+            parts.append({"type": "image_url", "image_url": image})
+        else:
+            raise InvalidRequest(
+                f"input[{i}] has a content part of type {kind!r} that this model's provider cannot take.",
+                param=f"input[{i}].content",
+            )
+    if role != "user" and all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def _tool(tool: object, i: int) -> dict:
+    if not isinstance(tool, dict) or tool.get("type") != "function" or not tool.get("name"):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        raise InvalidRequest(
+            f"tools[{i}] of type {kind!r} is not supported by this model's provider; only function tools are.",
+            param=f"tools[{i}]",
+        )
+    function = {
+        "name": tool["name"],
+        "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+    }
+    for name in ("description", "strict"):
+        if tool.get(name) is not None:
+            function[name] = tool[name]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: object) -> object:
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    return choice
+
+
+def response_object(
+    *,
+    response_id: str,
+    created_at: int,
+    model: str,
+    body: dict,
+    status: str,
+    output: list[dict],
+    usage: dict | None,
+    error: dict | None = None,
+    incomplete: str | None = None,
+) -> dict:
+    """A Responses `response` object with every field the SDKs expect."""
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": False,
+        "error": error,
+        "incomplete_details": {"reason": incomplete} if incomplete else None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation", "disabled"),
+        "usage": usage,
+        "user": body.get("user"),
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def responses_usage(chat_usage: dict | None) -> dict | None:
+    if not isinstance(chat_usage, dict):
+        return None
+    prompt = chat_usage.get("prompt_tokens") or 0
+    completion = chat_usage.get("completion_tokens") or 0
+    details = chat_usage.get("prompt_tokens_details") or {}
+    completion_details = chat_usage.get("completion_tokens_details") or {}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {
+            "cached_tokens": details.get("cached_tokens") or 0,
+            "cache_write_tokens": details.get("cache_write_tokens") or 0,
+        },
+        "output_tokens": completion,
+        # Always present: Codex treats a missing reasoning count as a broken stream.
+        "output_tokens_details": {
+            "reasoning_tokens": completion_details.get("reasoning_tokens") or 0
+        },
+        "total_tokens": prompt + completion,
+    }
+
+
+def message_item(text: str, status: str = "completed", item_id: str | None = None) -> dict:
+    return {
+        "id": item_id or new_id("msg"),
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}]
+        if status == "completed"
+        else [],
+    }
+
+
+def function_call_item(
+    call_id: str, name: str, arguments: str, status: str = "completed", item_id: str | None = None
+) -> dict:
+    return {
+        "id": item_id or new_id("fc"),
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+def to_response(completion: dict, *, response_id: str, model: str, body: dict) -> dict:
+    """A chat completion as a finished Responses object."""
+    choice = (completion.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    output: list[dict] = []
+    if message.get("content"):
+        output.append(message_item(message["content"]))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        output.append(
+            function_call_item(
+                call.get("id") or new_id("call"),
+                function.get("name", ""),
+                function.get("arguments") or "",
+            )
+        )
+    incomplete = "max_output_tokens" if choice.get("finish_reason") == "length" else None
+    return response_object(
+        response_id=response_id,
+        created_at=int(time.time()),
+        model=model,
+        body=body,
+        status="incomplete" if incomplete else "completed",
+        output=output,
+        usage=responses_usage(completion.get("usage")),
+        incomplete=incomplete,
+    )
