@@ -26,6 +26,7 @@ STOP_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
     "pause_turn": "stop",
+    "model_context_window_exceeded": "length",
 }
 # Anthropic's 529 "overloaded" is a transient upstream failure like a 503.
 OVERLOADED = 529
@@ -148,7 +149,10 @@ def _user_blocks(content: object, i: int) -> list[dict]:
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            block = {"type": "text", "text": part.get("text", "")}
+            if part.get("cache_control"):  # opencode marks prompt-cache breakpoints
+                block["cache_control"] = part["cache_control"]
+            blocks.append(block)
         elif kind == "image_url":
             url = part.get("image_url", {})
             blocks.append(_image(url.get("url", "") if isinstance(url, dict) else str(url), i))

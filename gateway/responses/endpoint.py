@@ -25,7 +25,13 @@ from gateway.providers.openai import OpenAIAdapter
 from gateway.relay import drain
 from gateway.responses.store import conversation_get, conversation_put
 from gateway.responses.stream import TranslatedEvents
-from gateway.responses.translate import input_items, new_id, to_chat_request, to_response
+from gateway.responses.translate import (
+    failure,
+    input_items,
+    new_id,
+    to_chat_request,
+    to_response,
+)
 from gateway.routing import open_route
 from gateway.tokens import estimate_items
 
@@ -217,7 +223,10 @@ async def _relay(
                     error = (response or {}).get("error") or {}
                     usage.fail(UpstreamError(str(error.get("message") or "response failed")))
             elif kind == "error":
-                raise UpstreamError(f"The upstream failed mid-stream: {event.get('message')}")
+                # OpenAI nests the details under "error"; the SDK types keep them flat.
+                nested = event.get("error")
+                detail = nested if isinstance(nested, dict) else event
+                raise UpstreamError(f"The upstream failed mid-stream: {detail.get('message')}")
             elif kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
                 usage.completion_chars += len(event.get("delta") or "")
             usage.first_byte()
@@ -235,11 +244,7 @@ def _failed(plan: Plan, error: GatewayError, last_response: dict | None) -> dict
     if plan.translated is not None:
         return plan.translated.fail(error)
     response = dict(last_response or {"id": plan.response_id, "object": "response", "output": []})
-    response.update(
-        status="failed",
-        model=plan.model_id,
-        error={"code": error.code or "server_error", "message": error.message},
-    )
+    response.update(status="failed", model=plan.model_id, error=failure(error))
     return {"type": "response.failed", "response": response}
 
 

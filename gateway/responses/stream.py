@@ -15,6 +15,7 @@ from collections import deque
 from gateway.errors import GatewayError
 from gateway.providers.base import ChunkStream
 from gateway.responses.translate import (
+    failure,
     function_call_item,
     message_item,
     new_id,
@@ -95,9 +96,7 @@ class TranslatedEvents(ChunkStream):
 
     def fail(self, error: GatewayError) -> dict:
         """The response.failed event that ends a stream broken by `error`."""
-        response = self._response(
-            "failed", error={"code": error.code or "server_error", "message": error.message}
-        )
+        response = self._response("failed", error=failure(error))
         event = {"type": "response.failed", "sequence_number": self._sequence, "response": response}
         self._sequence += 1
         return event

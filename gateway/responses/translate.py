@@ -4,15 +4,34 @@ speaks only chat completions (or Anthropic, through its chat adapter)."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 
 import orjson
 
-from gateway.errors import InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest
+
+log = logging.getLogger(__name__)
 
 # Request fields that mean the same in both APIs.
-SAME_FIELDS = ("temperature", "top_p", "parallel_tool_calls", "user", "metadata", "top_logprobs")
+SAME_FIELDS = ("temperature", "top_p", "user")
+# Input items that carry nothing a chat completions upstream could use: server
+# tool calls it never made, reasoning it cannot read, references to state it
+# does not have. Codex sends some of these; they are left out, not refused.
+SKIPPED_ITEMS = frozenset(
+    (
+        "reasoning",
+        "web_search_call",
+        "file_search_call",
+        "image_generation_call",
+        "code_interpreter_call",
+        "tool_search_call",
+        "tool_search_output",
+        "compaction",
+        "item_reference",
+    )
+)
 
 
 def new_id(prefix: str) -> str:
@@ -45,11 +64,13 @@ def to_chat_request(body: dict, items: list[dict], stream: bool) -> dict:
             chat[name] = body[name]
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
-    tools = [_tool(tool, i) for i, tool in enumerate(body.get("tools") or [])]
+    tools = [_tool(tool) for tool in body.get("tools") or () if _is_function(tool)]
     if tools:
         chat["tools"] = tools
         if body.get("tool_choice") is not None:
             chat["tool_choice"] = _tool_choice(body["tool_choice"])
+        if body.get("parallel_tool_calls") is not None:
+            chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     effort = (body.get("reasoning") or {}).get("effort")
     if effort:
         chat["reasoning_effort"] = effort
@@ -99,16 +120,10 @@ def _add_item(messages: list[dict], item: object, i: int) -> None:
         else:
             messages.append({"role": "assistant", "tool_calls": [call]})
     elif kind == "function_call_output":
-        output = item.get("output")
-        if not isinstance(output, str):
-            output = (
-                _content(output, "tool", i)
-                if isinstance(output, list)
-                else orjson.dumps(output).decode()
-            )
+        output = _tool_output(item.get("output"))
         messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": output})
-    elif kind == "reasoning":
-        return  # reasoning carried between turns has no chat completions equivalent
+    elif kind in SKIPPED_ITEMS:
+        log.debug("left out an input item of type %s", kind)
     else:
         raise InvalidRequest(
             f"input[{i}] of type {kind!r} is not supported by this model's provider.",
@@ -145,13 +160,26 @@ def _content(content: object, role: str, i: int) -> str | list[dict]:
     return parts
 
 
-def _tool(tool: object, i: int) -> dict:
-    if not isinstance(tool, dict) or tool.get("type") != "function" or not tool.get("name"):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        raise InvalidRequest(
-            f"tools[{i}] of type {kind!r} is not supported by this model's provider; only function tools are.",
-            param=f"tools[{i}]",
-        )
+def _tool_output(output: object) -> str:
+    """A function_call_output's output as chat tool-message text (a string, or
+    an array of parts whose text is kept)."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return "".join(p.get("text", "") for p in output if isinstance(p, dict))
+    return orjson.dumps(output).decode()
+
+
+def _is_function(tool: object) -> bool:
+    """Function tools translate; built-in tools (web_search, local_shell, …)
+    are the Responses API's own and are left out for other upstreams."""
+    if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("name"):
+        return True
+    log.debug("left out a tool of type %s", tool.get("type") if isinstance(tool, dict) else None)
+    return False
+
+
+def _tool(tool: dict) -> dict:
     function = {
         "name": tool["name"],
         "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
@@ -207,6 +235,20 @@ def response_object(
         "user": body.get("user"),
         "metadata": body.get("metadata") or {},
     }
+
+
+# Codex decides by response.failed's error code whether to retry; these are
+# the codes it knows, the rest it treats as a retryable server error.
+FAILURE_CODES = {
+    "rate_limit_exceeded": "rate_limit_exceeded",
+    "context_length_exceeded": "context_length_exceeded",
+    "insufficient_quota": "insufficient_quota",
+}
+
+
+def failure(error: GatewayError) -> dict:
+    """A response object's `error` for a GatewayError."""
+    return {"code": FAILURE_CODES.get(error.code or "", "server_error"), "message": error.message}
 
 
 def responses_usage(chat_usage: dict | None) -> dict | None:
