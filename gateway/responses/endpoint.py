@@ -23,12 +23,13 @@ from gateway.http import JSON, Request
 from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
 from gateway.providers.openai import OpenAIAdapter
 from gateway.relay import drain
+from gateway.responses.ids import new_id
 from gateway.responses.store import conversation_get, conversation_put
 from gateway.responses.stream import TranslatedEvents
+from gateway.responses.tools import ToolMap
 from gateway.responses.translate import (
     failure,
     input_items,
-    new_id,
     to_chat_request,
     to_response,
 )
@@ -46,6 +47,7 @@ class Plan:
     response_id: str
     model_id: str
     account_id: int
+    tools: ToolMap
     translated: TranslatedEvents | None = None
 
 
@@ -93,6 +95,7 @@ async def create_response(req: Request, usage: Usage) -> None:
         response_id=new_id("resp"),
         model_id=model_id,
         account_id=key.account_id,
+        tools=ToolMap(body, (history or []) + items),
     )
     usage.prompt_estimate = estimate_items(plan.items) + estimate_items(
         [{"content": body.get("instructions")}]
@@ -136,12 +139,16 @@ async def _attempt(route: RouteConfig, call: UpstreamCall, plan: Plan) -> Upstre
                 status=404,
             )
         )
-    chat_body = to_chat_request(plan.body, plan.items, call.stream)
+    chat_body = to_chat_request(plan.body, plan.items, call.stream, plan.tools)
     reply = await adapter.chat(dataclasses.replace(call, body=chat_body))
     if reply.stream is None:
         assert reply.body is not None
         reply.body = to_response(
-            reply.body, response_id=plan.response_id, model=plan.model_id, body=plan.body
+            reply.body,
+            response_id=plan.response_id,
+            model=plan.model_id,
+            body=plan.body,
+            tools=plan.tools,
         )
         plan.translated = None
         return reply
@@ -153,7 +160,12 @@ async def _attempt(route: RouteConfig, call: UpstreamCall, plan: Plan) -> Upstre
         reply.stream.close()
         raise RetryableError(exc) from None
     translated = TranslatedEvents(
-        reply.stream, response_id=plan.response_id, model=plan.model_id, body=plan.body, first=first
+        reply.stream,
+        response_id=plan.response_id,
+        model=plan.model_id,
+        body=plan.body,
+        first=first,
+        tools=plan.tools,
     )
     plan.translated = translated
     reply.stream = translated

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError
 from gateway.providers.base import ChunkStream
+from gateway.responses.ids import new_id
+from gateway.responses.tools import ToolMap
 from gateway.responses.translate import (
     failure,
-    function_call_item,
     message_item,
-    new_id,
     response_object,
     responses_usage,
 )
@@ -33,7 +34,9 @@ class TranslatedEvents(ChunkStream):
         model: str,
         body: dict,
         first: dict | None,
+        tools: ToolMap,
     ) -> None:
+        self._tools = tools
         self._chunks = chunks
         self._first = first  # read ahead by the router; None if the stream was empty
         self._id = response_id
@@ -45,8 +48,7 @@ class TranslatedEvents(ChunkStream):
         self._output: list[dict] = []  # finished items
         self._text: dict | None = None  # the open message item
         self._text_parts: list[str] = []
-        self._calls: dict[int, dict] = {}  # chat tool call index -> open function_call item
-        self._call_args: dict[int, list[str]] = {}
+        self._calls: dict[int, _OpenCall] = {}  # by the chat tool call's index
         self._usage: dict | None = None
         self._finish: str | None = None
         self._started = False
@@ -167,48 +169,57 @@ class TranslatedEvents(ChunkStream):
     def _call_delta(self, call: dict) -> None:
         index = call.get("index", 0)
         function = call.get("function") or {}
-        item = self._calls.get(index)
-        if item is None:
+        open_call = self._calls.get(index)
+        if open_call is None:
             self._close_text()
-            item = function_call_item(
-                call.get("id") or new_id("call"),
-                function.get("name") or "",
-                "",
-                status="in_progress",
+            open_call = _OpenCall(
+                call_id=call.get("id") or new_id("call"),
+                name=function.get("name") or "",
+                output_index=len(self._output) + len(self._calls),
             )
-            item["output_index"] = len(self._output) + len(self._calls)
-            self._calls[index] = item
-            self._call_args[index] = []
-            self._emit(
-                "response.output_item.added", output_index=item["output_index"], item=_public(item)
+            item = self._tools.output_item(
+                open_call.call_id, open_call.name, "", status="in_progress"
             )
-        if function.get("arguments"):
-            self._call_args[index].append(function["arguments"])
-            self._emit(
-                "response.function_call_arguments.delta",
-                item_id=item["id"],
-                output_index=item["output_index"],
-                delta=function["arguments"],
-            )
+            open_call.item_id = item["id"]
+            self._calls[index] = open_call
+            self._emit("response.output_item.added", output_index=open_call.output_index, item=item)
+        arguments = function.get("arguments")
+        if arguments:
+            open_call.arguments.append(arguments)
+            # A custom tool's input is known only once its JSON wrapper is whole.
+            if not self._tools.is_custom(open_call.name):
+                self._emit(
+                    "response.function_call_arguments.delta",
+                    item_id=open_call.item_id,
+                    output_index=open_call.output_index,
+                    delta=arguments,
+                )
 
     def _close_calls(self) -> None:
-        for index, open_item in sorted(self._calls.items(), key=lambda kv: kv[1]["output_index"]):
-            arguments = "".join(self._call_args[index])
-            item = function_call_item(
-                open_item["call_id"], open_item["name"], arguments, item_id=open_item["id"]
+        for open_call in sorted(self._calls.values(), key=lambda c: c.output_index):
+            arguments = "".join(open_call.arguments)
+            item = self._tools.output_item(
+                open_call.call_id, open_call.name, arguments, item_id=open_call.item_id
             )
-            out = open_item["output_index"]
-            self._emit(
-                "response.function_call_arguments.done",
-                item_id=item["id"],
-                output_index=out,
-                name=item["name"],
-                arguments=arguments,
-            )
+            out = open_call.output_index
+            if item["type"] == "function_call":
+                self._emit(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=out,
+                    name=item["name"],
+                    arguments=arguments,
+                )
+            else:
+                self._emit(
+                    "response.custom_tool_call_input.done",
+                    item_id=item["id"],
+                    output_index=out,
+                    input=item["input"],
+                )
             self._emit("response.output_item.done", output_index=out, item=item)
             self._output.append(item)
         self._calls.clear()
-        self._call_args.clear()
 
     def _complete(self) -> None:
         self._close_text()
@@ -227,5 +238,10 @@ class TranslatedEvents(ChunkStream):
         self._chunks.close()
 
 
-def _public(item: dict) -> dict:
-    return {k: v for k, v in item.items() if k != "output_index"}
+@dataclass(slots=True)
+class _OpenCall:
+    call_id: str
+    name: str  # the chat function name
+    output_index: int
+    item_id: str = ""
+    arguments: list[str] = field(default_factory=list)

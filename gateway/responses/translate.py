@@ -5,37 +5,18 @@ speaks only chat completions (or Anthropic, through its chat adapter)."""
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.responses.ids import new_id
+from gateway.responses.tools import ToolMap, chat_name
 
 log = logging.getLogger(__name__)
 
 # Request fields that mean the same in both APIs.
 SAME_FIELDS = ("temperature", "top_p", "user")
-# Input items that carry nothing a chat completions upstream could use: server
-# tool calls it never made, reasoning it cannot read, references to state it
-# does not have. Codex sends some of these; they are left out, not refused.
-SKIPPED_ITEMS = frozenset(
-    (
-        "reasoning",
-        "web_search_call",
-        "file_search_call",
-        "image_generation_call",
-        "code_interpreter_call",
-        "tool_search_call",
-        "tool_search_output",
-        "compaction",
-        "item_reference",
-    )
-)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(24)}"
 
 
 def input_items(body: dict) -> list[dict]:
@@ -48,7 +29,7 @@ def input_items(body: dict) -> list[dict]:
     raise InvalidRequest("'input' must be a string or an array of input items.", param="input")
 
 
-def to_chat_request(body: dict, items: list[dict], stream: bool) -> dict:
+def to_chat_request(body: dict, items: list[dict], stream: bool, tools: ToolMap) -> dict:
     """A Responses request (with `items` its full conversation) as a chat body."""
     messages: list[dict] = []
     instructions = body.get("instructions")
@@ -64,9 +45,8 @@ def to_chat_request(body: dict, items: list[dict], stream: bool) -> dict:
             chat[name] = body[name]
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
-    tools = [_tool(tool) for tool in body.get("tools") or () if _is_function(tool)]
-    if tools:
-        chat["tools"] = tools
+    if tools.specs:
+        chat["tools"] = tools.chat_tools()
         if body.get("tool_choice") is not None:
             chat["tool_choice"] = _tool_choice(body["tool_choice"])
         if body.get("parallel_tool_calls") is not None:
@@ -107,11 +87,16 @@ def _add_item(messages: list[dict], item: object, i: int) -> None:
             messages[-1]["content"] = content
         else:
             messages.append({"role": "system" if role == "developer" else role, "content": content})
-    elif kind == "function_call":
+    elif kind in ("function_call", "custom_tool_call"):
+        name = chat_name(str(item.get("name", "")), item.get("namespace"))
+        if kind == "custom_tool_call":
+            arguments = orjson.dumps({"input": item.get("input") or ""}).decode()
+        else:
+            arguments = item.get("arguments") or "{}"
         call = {
             "id": item.get("call_id"),
             "type": "function",
-            "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"},
+            "function": {"name": name, "arguments": arguments},
         }
         last = messages[-1] if messages else None
         # Parallel calls of one turn belong to one assistant message.
@@ -119,16 +104,14 @@ def _add_item(messages: list[dict], item: object, i: int) -> None:
             last.setdefault("tool_calls", []).append(call)
         else:
             messages.append({"role": "assistant", "tool_calls": [call]})
-    elif kind == "function_call_output":
+    elif kind in ("function_call_output", "custom_tool_call_output"):
         output = _tool_output(item.get("output"))
         messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": output})
-    elif kind in SKIPPED_ITEMS:
-        log.debug("left out an input item of type %s", kind)
     else:
-        raise InvalidRequest(
-            f"input[{i}] of type {kind!r} is not supported by this model's provider.",
-            param=f"input[{i}].type",
-        )
+        # Server-side items a chat upstream cannot use (reasoning, web searches,
+        # compaction, tool declarations handled by ToolMap, and item types
+        # clients add later) are left out rather than refused.
+        log.debug("left out an input item of type %s", kind)
 
 
 def _content(content: object, role: str, i: int) -> str | list[dict]:
@@ -168,26 +151,6 @@ def _tool_output(output: object) -> str:
     if isinstance(output, list):
         return "".join(p.get("text", "") for p in output if isinstance(p, dict))
     return orjson.dumps(output).decode()
-
-
-def _is_function(tool: object) -> bool:
-    """Function tools translate; built-in tools (web_search, local_shell, …)
-    are the Responses API's own and are left out for other upstreams."""
-    if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("name"):
-        return True
-    log.debug("left out a tool of type %s", tool.get("type") if isinstance(tool, dict) else None)
-    return False
-
-
-def _tool(tool: dict) -> dict:
-    function = {
-        "name": tool["name"],
-        "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
-    }
-    for name in ("description", "strict"):
-        if tool.get(name) is not None:
-            function[name] = tool[name]
-    return {"type": "function", "function": function}
 
 
 def _tool_choice(choice: object) -> object:
@@ -285,20 +248,9 @@ def message_item(text: str, status: str = "completed", item_id: str | None = Non
     }
 
 
-def function_call_item(
-    call_id: str, name: str, arguments: str, status: str = "completed", item_id: str | None = None
+def to_response(
+    completion: dict, *, response_id: str, model: str, body: dict, tools: ToolMap
 ) -> dict:
-    return {
-        "id": item_id or new_id("fc"),
-        "type": "function_call",
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
-
-
-def to_response(completion: dict, *, response_id: str, model: str, body: dict) -> dict:
     """A chat completion as a finished Responses object."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -308,7 +260,7 @@ def to_response(completion: dict, *, response_id: str, model: str, body: dict) -
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         output.append(
-            function_call_item(
+            tools.output_item(
                 call.get("id") or new_id("call"),
                 function.get("name", ""),
                 function.get("arguments") or "",
