@@ -9,13 +9,28 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import httpx2
+import openai
 import pytest
 import uvicorn
+from django.test import override_settings
 
 from tests.fake_upstream import FakeUpstream
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_usage_writer() -> Iterator[None]:
+    """Batch usage records for 20 ms instead of 200 (each test waits for the writer),
+    and hash test passwords cheaply."""
+    with override_settings(
+        PUREBRIDGE_USAGE_FLUSH_SECONDS=0.02,
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +84,15 @@ class ServerThread:
             threading.Event().wait(0.05)
         raise RuntimeError("PureBridge test server did not start")
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until no request is being handled: a client may see its whole answer
+        a moment before the server has finished the request (and settled its usage)."""
+        deadline = time.monotonic() + timeout
+        while self.server.server_state.tasks:
+            if time.monotonic() > deadline:
+                raise AssertionError("PureBridge test server still has requests in flight")
+            time.sleep(0.01)
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)
@@ -90,9 +114,31 @@ def server(django_db_setup, django_db_blocker) -> Iterator[ServerThread]:
 
 
 @pytest.fixture
-def live(server, transactional_db) -> ServerThread:
+def live(server, transactional_db) -> Iterator[ServerThread]:
     """The server, with a database that the server's threads can see."""
-    return server
+    from usage.recorder import get_recorder
+
+    yield server
+    # Usage of this test's requests is written before its tables are emptied,
+    # never into the next test's.
+    server.wait_idle()
+    get_recorder().flush(10)
+
+
+@pytest.fixture
+def http(live) -> Iterator[httpx2.Client]:
+    """A plain HTTP client for the live server (no retries, no SDK behaviour)."""
+    with httpx2.Client(base_url=live.url, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+def client(live, api_key) -> Iterator[openai.OpenAI]:
+    """The real OpenAI SDK pointed at the live server with a valid key."""
+    with openai.OpenAI(
+        base_url=f"{live.url}/v1", api_key=api_key, max_retries=0, timeout=20
+    ) as sdk:
+        yield sdk
 
 
 @pytest.fixture
@@ -116,6 +162,30 @@ def make_key(account):
 @pytest.fixture
 def api_key(make_key) -> str:
     return make_key()[1]
+
+
+@pytest.fixture
+def make_provider(transactional_db, fake_upstream):
+    """A provider (default: the fake upstream) with any field set, e.g. short timeouts."""
+    from gateway.models import Provider
+
+    def make(name: str = "fake", api_key: str = "", **fields):
+        fields.setdefault("base_url", fake_upstream.base_url)
+        provider = Provider(name=name, **fields)
+        provider.api_key = api_key
+        provider.save()
+        return provider
+
+    return make
+
+
+@pytest.fixture
+def dead_base_url() -> str:
+    """The base URL of a port on loopback where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture
@@ -146,12 +216,15 @@ def make_model(transactional_db, fake_upstream):
 
 
 @pytest.fixture
-def usage_records():
-    """Wait for the usage writer, then return every record, oldest first."""
+def usage_records(request):
+    """Wait for the server's requests to finish and the usage writer to drain,
+    then return every record, oldest first."""
     from usage.models import UsageRecord
     from usage.recorder import get_recorder
 
     def read() -> list:
+        if "live" in request.fixturenames:
+            request.getfixturevalue("live").wait_idle()
         assert get_recorder().flush(10), "usage writer did not drain"
         return list(UsageRecord.objects.order_by("created_at", "id"))
 

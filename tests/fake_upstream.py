@@ -15,9 +15,14 @@ string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
     no_usage=1        never report usage
     cached=N, reasoning=N   report these in the usage details
     prompt=N          report this prompt_tokens (default 11)
+    leak=1            with status=N: the error message quotes the request URL and its
+                      Authorization header, as a careless upstream might
+    code=S            with status=N: the error `code` (default fake_error)
+    error_first=1     stream: the first event is an error event (no chunk before it)
 
 `GET /_requests` lists what was received (headers and body); `GET /_stats`
-counts streams completed and streams whose client went away; `POST /_reset`
+counts requests to any other path (`hits`), streams started and completed, and
+requests whose client went away before the answer was complete; `POST /_reset`
 clears both. Run standalone with `python -m tests.fake_upstream --port 9100`.
 """
 
@@ -58,8 +63,8 @@ class FakeUpstream:
         self.port = port
         self.record = record
         self.requests: list[dict] = []
-        self.stats = {"completed": 0, "client_gone": 0, "started": 0}
-        self.app = web.Application()
+        self.stats = {"hits": 0, "completed": 0, "client_gone": 0, "started": 0}
+        self.app = web.Application(middlewares=[self._count])
         self.app.router.add_post("/v1/chat/completions", self.chat)
         self.app.router.add_get("/_requests", self.list_requests)
         self.app.router.add_get("/_stats", self.get_stats)
@@ -67,6 +72,12 @@ class FakeUpstream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler) -> web.StreamResponse:
+        if not request.path.startswith("/_"):
+            self.stats["hits"] += 1
+        return await handler(request)
 
     @property
     def base_url(self) -> str:
@@ -86,23 +97,27 @@ class FakeUpstream:
             "x-ratelimit-limit-requests": "999999",
         }
         if opts.get("hang"):
-            await asyncio.sleep(3600)
+            await self._wait(3600)
         if "status" in opts:
             status = int(opts["status"])
             if "retry_after" in opts:
                 headers["retry-after"] = opts["retry_after"]
+            message = f"fake upstream error {status} for {body.get('model')}"
+            if opts.get("leak"):
+                auth = request.headers.get("Authorization", "")
+                message += f" (POST {request.url} with {auth})"
             error = {
-                "message": f"fake upstream error {status} for {body.get('model')}",
+                "message": message,
                 "type": "invalid_request_error" if status < 500 else "server_error",
                 "param": None,
-                "code": "fake_error",
+                "code": opts.get("code", "fake_error"),
             }
             return web.json_response({"error": error}, status=status, headers=headers)
         first_ms = int(opts.get("first_ms", 0))
         if body.get("stream"):
             return await self._stream(request, body, opts, headers, n, first_ms)
         if first_ms:
-            await asyncio.sleep(first_ms / 1000)
+            await self._wait(first_ms / 1000)
         if opts.get("invalid_json"):
             return web.Response(
                 body=b"<html>not json", content_type="application/json", headers=headers
@@ -126,6 +141,14 @@ class FakeUpstream:
         return web.Response(
             body=orjson.dumps(answer), content_type="application/json", headers=headers
         )
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep before answering; a client that leaves meanwhile counts as gone."""
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            self.stats["client_gone"] += 1
+            raise
 
     async def _stream(self, request, body, opts, headers, n, first_ms) -> web.StreamResponse:
         response = web.StreamResponse(headers={**headers, "content-type": "text/event-stream"})
@@ -152,6 +175,18 @@ class FakeUpstream:
         try:
             if first_ms:
                 await asyncio.sleep(first_ms / 1000)
+            if opts.get("error_first"):
+                await send(
+                    {
+                        "error": {
+                            "message": "fake failure before the first chunk",
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    }
+                )
+                return response
             await send(
                 {
                     **base,

@@ -1,0 +1,79 @@
+"""Small helpers shared by the tests: requests to the live server and SSE parsing."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import httpx2
+import orjson
+
+USER_HI = [{"role": "user", "content": "hi"}]
+
+
+def chat_body(model: str = "test-model", **fields) -> dict:
+    return {"model": model, "messages": USER_HI, **fields}
+
+
+def post_chat(
+    http: httpx2.Client, key: str | None, body: dict | bytes, headers: dict | None = None
+) -> httpx2.Response:
+    """POST /v1/chat/completions with a Bearer key; `body` bytes are sent as they are."""
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if key is not None:
+        all_headers["Authorization"] = f"Bearer {key}"
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return http.post("/v1/chat/completions", content=content, headers=all_headers)
+
+
+def sse_data(text: str) -> list[str]:
+    """The `data` payload of every server-sent event, in order."""
+    events = []
+    for raw in text.replace("\r\n", "\n").split("\n\n"):
+        lines = [line[5:].lstrip(" ") for line in raw.split("\n") if line.startswith("data:")]
+        if lines:
+            events.append("\n".join(lines))
+    return events
+
+
+def sse_chunks(text: str) -> list[dict]:
+    """The JSON events of a stream (everything but `[DONE]`)."""
+    return [orjson.loads(data) for data in sse_data(text) if data != "[DONE]"]
+
+
+def stream_content(chunks: list[dict]) -> str:
+    return "".join(
+        choice.get("delta", {}).get("content") or ""
+        for chunk in chunks
+        for choice in chunk.get("choices", [])
+    )
+
+
+def read_events_then_hang_up(port: int, key: str, body: dict, events: int) -> bytes:
+    """Start a streamed chat over a raw socket, read `events` SSE events, then close."""
+    payload = orjson.dumps(body)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: Bearer " + key.encode() + b"\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+    )
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        while received.count(b"data: ") < events:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the stream early"
+            received += chunk
+    return received
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 3.0) -> object:
+    """Poll until `condition()` is truthy; its value, or the last one after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)

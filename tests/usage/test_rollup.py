@@ -1,0 +1,260 @@
+"""Folding usage records into hourly aggregates, directly and through a real Celery worker."""
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+
+from tests.helpers import wait_for
+from usage.models import UsageHourly, UsageRecord
+from usage.services import usage_rollup
+
+HOUR = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def record(transactional_db):
+    """Write one usage record as the writer would."""
+
+    def write(key, *, at: datetime, model: str = "m", status: int = 200, **fields) -> UsageRecord:
+        fields.setdefault("cost_usd", Decimal("0"))
+        return UsageRecord.objects.create(
+            created_at=at,
+            request_id=f"pb-test-{next(_ids)}",
+            endpoint="chat.completions",
+            status=status,
+            account_id=key.account_id if key else None,
+            api_key=key,
+            model=model,
+            **fields,
+        )
+
+    return write
+
+
+def hourly() -> dict:
+    """Every aggregate row, by (hour, account, key, model)."""
+    return {
+        (row.hour, row.account_id, row.api_key_id, row.model): (
+            row.requests,
+            row.errors,
+            row.prompt_tokens,
+            row.cached_tokens,
+            row.completion_tokens,
+            row.reasoning_tokens,
+            row.cost_usd,
+        )
+        for row in UsageHourly.objects.all()
+    }
+
+
+@pytest.fixture
+def mixed_usage(make_key, record) -> dict:
+    """Records over two hours, two keys and two models; returns the expected aggregates."""
+    key_a, _ = make_key(name="a")
+    key_b, _ = make_key(name="b")
+    rows = [
+        (key_a, HOUR + timedelta(minutes=1), "m1", 200, 100, 40, 10, 2, "0.000123456789"),
+        (key_a, HOUR + timedelta(minutes=59), "m1", 200, 7, 0, 3, 0, "0.000000000001"),
+        (key_a, HOUR + timedelta(minutes=30), "m2", 502, 11, 0, 0, 0, "0"),
+        (key_b, HOUR + timedelta(minutes=5), "m1", 200, 1000, 900, 50, 25, "0.003333333333"),
+        (key_a, HOUR + timedelta(hours=1), "m1", 499, 20, 0, 5, 1, "0.000045000000"),
+        (key_a, HOUR + timedelta(hours=1, minutes=59), "m1", 200, 30, 10, 6, 0, "0.1"),
+    ]
+    expected: dict = defaultdict(lambda: [0, 0, 0, 0, 0, 0, Decimal(0)])
+    for key, at, model, status, prompt, cached, completion, reasoning, cost in rows:
+        record(
+            key,
+            at=at,
+            model=model,
+            status=status,
+            prompt_tokens=prompt,
+            cached_tokens=cached,
+            completion_tokens=completion,
+            reasoning_tokens=reasoning,
+            cost_usd=Decimal(cost),
+        )
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        total = expected[(hour, key.account_id, key.id, model)]
+        for i, value in enumerate((1, int(status >= 400), prompt, cached, completion, reasoning)):
+            total[i] += value
+        total[6] += Decimal(cost)
+    return {k: tuple(v) for k, v in expected.items()}
+
+
+def test_rollup_sums_tokens_and_cost_exactly_per_hour_key_and_model(mixed_usage):
+    usage_rollup()
+
+    assert hourly() == mixed_usage
+
+
+def test_rollup_counts_requests_and_errors(mixed_usage):
+    usage_rollup()
+
+    row = UsageHourly.objects.get(hour=HOUR + timedelta(hours=1))
+    assert (row.requests, row.errors) == (2, 1)
+
+
+def test_rollup_keeps_every_digit_of_the_cost(mixed_usage):
+    usage_rollup()
+
+    row = UsageHourly.objects.get(hour=HOUR, model="m1", prompt_tokens=107)
+    assert row.cost_usd == Decimal("0.000123456790")
+
+
+def test_rollup_twice_gives_the_same_rows(mixed_usage):
+    usage_rollup()
+    first = hourly()
+    ids = set(UsageHourly.objects.values_list("id", flat=True))
+
+    written = usage_rollup(since=HOUR - timedelta(days=1))
+
+    assert written == len(mixed_usage)
+    assert hourly() == first
+    assert UsageHourly.objects.count() == len(ids)
+
+
+def test_rollup_leaves_out_requests_refused_before_a_key_was_known(make_key, record):
+    key, _ = make_key()
+    record(key, at=HOUR, prompt_tokens=5, cost_usd=Decimal("0.5"))
+    record(None, at=HOUR, status=401)
+
+    usage_rollup()
+
+    [row] = UsageHourly.objects.all()
+    assert (row.requests, row.errors, row.cost_usd) == (1, 0, Decimal("0.5"))
+
+
+def test_rollup_folds_in_records_written_after_its_last_run(make_key, record):
+    key, _ = make_key()
+    record(key, at=HOUR + timedelta(minutes=10), prompt_tokens=5, cost_usd=Decimal("0.25"))
+    usage_rollup()
+
+    record(key, at=HOUR + timedelta(minutes=20), prompt_tokens=6, cost_usd=Decimal("0.5"))
+    usage_rollup()
+
+    [row] = UsageHourly.objects.all()
+    assert (row.requests, row.prompt_tokens, row.cost_usd) == (2, 11, Decimal("0.75"))
+
+
+def test_rollup_keeps_the_spend_of_a_key_deleted_later_in_the_hour(make_key, record):
+    kept, _ = make_key(name="kept")
+    deleted, _ = make_key(name="deleted")
+    record(deleted, at=HOUR + timedelta(minutes=1), cost_usd=Decimal("0.75"))
+    usage_rollup()
+
+    deleted.delete()
+    record(kept, at=HOUR + timedelta(minutes=2), cost_usd=Decimal("0.25"))
+    usage_rollup()
+
+    account_total = sum(
+        UsageHourly.objects.filter(hour=HOUR, account_id=kept.account_id).values_list(
+            "cost_usd", flat=True
+        ),
+        Decimal(0),
+    )
+    assert account_total == Decimal("1.00")
+
+
+def test_two_overlapping_rollups_of_the_same_hour_both_succeed(make_key, record):
+    """Two workers may run the task at once (a slow run overlapping the next)."""
+    key, _ = make_key()
+    record(key, at=HOUR + timedelta(minutes=1), prompt_tokens=5, cost_usd=Decimal("0.5"))
+    first_wrote, release_first = threading.Event(), threading.Event()
+    errors: list[Exception] = []
+
+    def run(hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                usage_rollup(since=HOUR - timedelta(days=1))
+                if hold:  # still uncommitted when the second run starts
+                    first_wrote.set()
+                    release_first.wait(10)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=run, args=(True,))
+    first.start()
+    assert first_wrote.wait(10)
+    second = threading.Thread(target=run, args=(False,))
+    second.start()
+    second.join(0.5)  # the second run now waits on the first's rows
+    release_first.set()
+    first.join(10)
+    second.join(10)
+
+    assert errors == []
+    [row] = UsageHourly.objects.all()
+    assert (row.requests, row.prompt_tokens, row.cost_usd) == (1, 5, Decimal("0.5"))
+
+
+def test_rollup_with_no_records_writes_nothing(transactional_db):
+    assert usage_rollup() == 0
+    assert UsageHourly.objects.count() == 0
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A real `celery -A purebridge worker` on the test database and Redis."""
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "DATABASE_URL": _test_database_url()}
+    command = [
+        str(Path(sys.executable).parent / "celery"),
+        "-A",
+        "purebridge",
+        "worker",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        f"test-{os.getpid()}@%h",
+    ]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
+
+
+def test_rollup_task_runs_on_a_real_celery_worker(mixed_usage, celery_worker):
+    from usage.tasks import rollup_usage
+
+    rollup_usage.delay()
+
+    done = wait_for(lambda: UsageHourly.objects.count() == len(mixed_usage), timeout=30)
+    assert done, celery_worker.read_text()[-3000:]
+    assert hourly() == mixed_usage
