@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 APT_PACKAGES_TEST := postgresql redis-server
 
-.PHONY: run test lint format bench system-deps clean
+.PHONY: run test lint format bench system-deps codex clean
 
 $(PY):
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
@@ -22,6 +22,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(PY)
 system-deps:
 	@scripts/apt-install.sh $(APT_PACKAGES_TEST)
 
+# The Codex CLI, for the end-to-end test of /v1/responses with a real client.
+codex:
+	@scripts/install-codex.sh
+
 run: $(VENV)/.installed
 	@scripts/run.sh $(HOST) $(PORT)
 
@@ -34,11 +38,11 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.installed system-deps lint
+test: $(VENV)/.installed system-deps codex lint
 	@scripts/with-services.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed system-deps
 	@scripts/with-services.sh $(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache test-artifacts
+	rm -rf $(VENV) var .tools .pytest_cache .ruff_cache .mypy_cache test-artifacts

@@ -106,7 +106,7 @@ class Usage:
 
     def fail(self, error: GatewayError) -> None:
         self.status = error.status
-        self.error_type = error.code or error.type
+        self.error_type = (error.code or error.type)[:64]
 
     def client_gone(self) -> None:
         self.status = CLIENT_CLOSED

@@ -9,9 +9,9 @@ from gateway.accounting import Usage
 from gateway.admission import admit
 from gateway.auth import KeyInfo, authenticate
 from gateway.catalogue import Catalogue, ModelConfig, get_catalogue
-from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from gateway.http import JSON, Request
-from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply, redact
+from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply
 from gateway.relay import drain
 from gateway.routing import open_route
 from gateway.tokens import estimate_prompt
@@ -110,13 +110,6 @@ async def _relay(
             if req.disconnected:
                 await drain(stream, usage, chunk, _take_usage)
                 return
-            if "error" in chunk and not chunk.get("choices"):
-                route = usage.route
-                assert route is not None
-                message = redact(
-                    _error_message(chunk), route.provider, route.upstream_model, model_id
-                )
-                raise UpstreamError(f"The upstream failed mid-stream: {message}")
             chunk["model"] = model_id
             if "usage" in chunk:
                 reported = chunk["usage"]
@@ -155,10 +148,3 @@ def _choice_chars(part: object) -> int:
         if isinstance(call, dict):
             chars += len(str((call.get("function") or {}).get("arguments") or ""))
     return chars
-
-
-def _error_message(chunk: dict) -> str:
-    error = chunk.get("error")
-    if isinstance(error, dict):
-        return str(error.get("message") or "unknown error")
-    return str(error)

@@ -121,7 +121,12 @@ def config_apply(document: dict, *, prune: bool = False) -> ConfigReport:
     for i, entry in enumerate(document.get("models", [])):
         _apply_model(f"models[{i}]", entry, providers, report)
     if prune:
-        names = {p.name for p in providers.values()}
+        # A provider the file's routes use stays even if the file does not declare it.
+        names = {p.name for p in providers.values()} | {
+            route.get("provider")
+            for model in document.get("models", [])
+            for route in model.get("routes") or ()
+        }
         ids = {m["id"] for m in document.get("models", [])}
         for model in CatalogModel.objects.exclude(public_id__in=ids):
             report.removed.append(f"model {model.public_id}")

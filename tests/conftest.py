@@ -42,17 +42,31 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(autouse=True)
 def _fresh_state(request) -> Iterator[None]:
-    """Each test starts with empty in-process caches and a fresh fake upstream."""
-    from gateway.auth import invalidate_all_keys
-    from gateway.catalogue import invalidate_catalogue
-
-    invalidate_all_keys()
-    invalidate_catalogue()
+    """Each test starts with empty in-process caches, no route cooling down and
+    a fresh fake upstream."""
+    _forget_state()
     if "fake_upstream" in request.fixturenames:
         request.getfixturevalue("fake_upstream").reset_state()
     yield
+    _forget_state()
+
+
+def _forget_state() -> None:
+    from django.conf import settings
+
+    from gateway.auth import invalidate_all_keys
+    from gateway.catalogue import invalidate_catalogue
+    from gateway.cooldown import cooldowns
+
     invalidate_all_keys()
     invalidate_catalogue()
+    cooldowns.clear()
+    if settings.REDIS_URL:
+        from purebridge.redis import sync_client
+
+        client = sync_client()
+        for key in client.scan_iter(match="pb:*", count=1000):
+            client.delete(key)
 
 
 class ServerThread:

@@ -19,6 +19,11 @@ string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
                       Authorization header, as a careless upstream might
     code=S            with status=N: the error `code` (default fake_error)
     error_first=1     stream: the first event is an error event (no chunk before it)
+    tool=NAME         answer with a call of tool NAME (tool_args=JSON, default {"x": 1})
+
+The same server speaks Anthropic's Messages API (`/v1/messages`,
+tests/fake_anthropic.py) and OpenAI's Responses API (`/v1/responses`,
+tests/fake_responses.py) with the same options.
 
 `GET /_requests` lists what was received (headers and body); `GET /_stats`
 counts requests to any other path (`hits`), streams started and completed, and
@@ -33,17 +38,23 @@ import asyncio
 import itertools
 import threading
 import time
-from urllib.parse import parse_qs
+from functools import partial
 
 import orjson
 from aiohttp import web
 
+from tests import fake_anthropic, fake_responses
+from tests.options import options as _options
+
 _ids = itertools.count(1)
 
 
-def _options(model: str) -> dict[str, str]:
-    _, _, query = model.partition("?")
-    return {k: v[-1] for k, v in parse_qs(query).items()}
+def _tool_call(opts: dict, n: int) -> dict:
+    return {
+        "id": f"call_fake{n}",
+        "type": "function",
+        "function": {"name": opts["tool"], "arguments": opts.get("tool_args", '{"x": 1}')},
+    }
 
 
 def _usage(opts: dict, completion: int) -> dict:
@@ -65,7 +76,10 @@ class FakeUpstream:
         self.requests: list[dict] = []
         self.stats = {"hits": 0, "completed": 0, "client_gone": 0, "started": 0}
         self.app = web.Application(middlewares=[self._count])
+        self.response_ids: set[str] = set()
         self.app.router.add_post("/v1/chat/completions", self.chat)
+        self.app.router.add_post("/v1/messages", partial(fake_anthropic.messages, self))
+        self.app.router.add_post("/v1/responses", partial(fake_responses.responses, self))
         self.app.router.add_get("/_requests", self.list_requests)
         self.app.router.add_get("/_stats", self.get_stats)
         self.app.router.add_post("/_reset", self.reset)
@@ -79,6 +93,9 @@ class FakeUpstream:
             self.stats["hits"] += 1
         return await handler(request)
 
+    def next_id(self) -> int:
+        return next(_ids)
+
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
@@ -86,7 +103,9 @@ class FakeUpstream:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if self.record:
-            self.requests.append({"headers": dict(request.headers), "body": body})
+            self.requests.append(
+                {"path": request.path, "headers": dict(request.headers), "body": body}
+            )
         opts = _options(str(body.get("model", "")))
         n = next(_ids)
         headers = {
@@ -123,6 +142,9 @@ class FakeUpstream:
                 body=b"<html>not json", content_type="application/json", headers=headers
             )
         tokens = int(opts.get("tokens", 3))
+        message: dict = {"role": "assistant", "content": " ".join(["tok"] * tokens)}
+        if opts.get("tool"):
+            message["tool_calls"] = [_tool_call(opts, n)]
         answer = {
             "id": f"chatcmpl-fake{n}",
             "object": "chat.completion",
@@ -131,8 +153,8 @@ class FakeUpstream:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": " ".join(["tok"] * tokens)},
-                    "finish_reason": "stop",
+                    "message": message,
+                    "finish_reason": "tool_calls" if opts.get("tool") else "stop",
                 }
             ],
         }
@@ -230,10 +252,35 @@ class FakeUpstream:
                         **usage_field,
                     }
                 )
+            if opts.get("tool"):
+                call = _tool_call(opts, n)
+                arguments = call["function"]["arguments"]
+                call["function"]["arguments"] = ""
+                half = len(arguments) // 2
+                for part in ({**call, "index": 0}, arguments[:half], arguments[half:]):
+                    delta = (
+                        part
+                        if isinstance(part, dict)
+                        else {"index": 0, "function": {"arguments": part}}
+                    )
+                    await send(
+                        {
+                            **base,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "delta": {"tool_calls": [delta]},
+                                    "finish_reason": None,
+                                }
+                            ],
+                            **usage_field,
+                        }
+                    )
+            finish = "tool_calls" if opts.get("tool") else "stop"
             await send(
                 {
                     **base,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
                     **usage_field,
                 }
             )
@@ -258,6 +305,7 @@ class FakeUpstream:
 
     def reset_state(self) -> None:
         self.requests.clear()
+        self.response_ids.clear()
         for name in self.stats:
             self.stats[name] = 0
 

@@ -13,7 +13,11 @@ class UsageRecord(models.Model):
     recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Null for requests refused before a key was identified (401).
     account = models.ForeignKey(Account, null=True, on_delete=models.PROTECT, related_name="+")
-    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Records are never changed: a deleted key keeps its id here (no database
+    # constraint), so its spend stays attributable.
+    api_key = models.ForeignKey(
+        ApiKey, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
     endpoint = models.CharField(max_length=32)
     model = models.CharField(max_length=128, blank=True, help_text="Public model id.")
     provider = models.CharField(max_length=64, blank=True, help_text="Route used.")

@@ -13,13 +13,18 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
@@ -105,13 +110,23 @@ class UsageRecorder:
             try:
                 _write(batch)
                 return
-            except Exception:
+            except (OperationalError, InterfaceError):
+                # The database is unreachable: keep the batch and try again.
                 log.exception(
                     "writing %d usage records failed; retrying in %.1fs", len(batch), delay
                 )
                 close_old_connections()
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            except DatabaseError:
+                # The database refuses something in the batch: write the records
+                # one by one so that only the one it refuses is lost, loudly.
+                if len(batch) == 1:
+                    log.error("usage record refused by the database and dropped: %r", batch[0])
+                    return
+                for entry in batch:
+                    self._write_with_retry([entry])
+                return
 
 
 def _write(batch: list[UsageEntry]) -> None:
@@ -121,27 +136,11 @@ def _write(batch: list[UsageEntry]) -> None:
     try:
         # ignore_conflicts: a batch retried after a partial failure is not
         # counted twice (request_id is unique).
-        try:
-            UsageRecord.objects.bulk_create(
-                [_model(entry) for entry in batch], ignore_conflicts=True
-            )
-        except IntegrityError:
-            # A key deleted between the request and this write: keep the record.
-            key_ids = {e.api_key_id for e in batch if e.api_key_id is not None}
-            alive = set(ApiKey.objects.filter(id__in=key_ids).values_list("id", flat=True))
-            for entry in batch:
-                if entry.api_key_id not in alive:
-                    entry.api_key_id = None
-            UsageRecord.objects.bulk_create(
-                [_model(entry) for entry in batch], ignore_conflicts=True
-            )
-        last_used: Counter[int] = Counter()
-        for entry in batch:
-            if entry.api_key_id is not None and entry.status != 401:
-                last_used[entry.api_key_id] += 1
+        UsageRecord.objects.bulk_create([_model(entry) for entry in batch], ignore_conflicts=True)
+        last_used = {e.api_key_id for e in batch if e.api_key_id is not None and e.status != 401}
         if last_used:
             now = max(entry.created_at for entry in batch)
-            ApiKey.objects.filter(id__in=list(last_used)).update(last_used_at=now)
+            ApiKey.objects.filter(id__in=last_used).update(last_used_at=now)
     finally:
         # Give the connection back (to psycopg's pool in production).
         connection.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 
@@ -37,7 +36,6 @@ def usage_rollup(*, since: datetime | None = None) -> int:
     return written
 
 
-@transaction.atomic
 def _rollup_hour(hour: datetime) -> int:
     rows = (
         UsageRecord.objects.filter(
@@ -58,22 +56,37 @@ def _rollup_hour(hour: datetime) -> int:
             cost=Sum("cost_usd"),
         )
     )
-    UsageHourly.objects.filter(hour=hour).delete()
+    # An upsert, not delete-and-insert: two runs of the same hour may overlap.
+    # Records are append-only, so a recomputed group only ever grows.
     UsageHourly.objects.bulk_create(
-        UsageHourly(
-            hour=hour,
-            account_id=row["account_id"],
-            api_key_id=row["api_key_id"],
-            model=row["model"],
-            requests=row["requests"],
-            errors=row["errors"],
-            prompt_tokens=row["prompt"] or 0,
-            cached_tokens=row["cached"] or 0,
-            cache_write_tokens=row["cache_write"] or 0,
-            completion_tokens=row["completion"] or 0,
-            reasoning_tokens=row["reasoning"] or 0,
-            cost_usd=row["cost"] or 0,
-        )
-        for row in rows
+        [
+            UsageHourly(
+                hour=hour,
+                account_id=row["account_id"],
+                api_key_id=row["api_key_id"],
+                model=row["model"],
+                requests=row["requests"],
+                errors=row["errors"],
+                prompt_tokens=row["prompt"] or 0,
+                cached_tokens=row["cached"] or 0,
+                cache_write_tokens=row["cache_write"] or 0,
+                completion_tokens=row["completion"] or 0,
+                reasoning_tokens=row["reasoning"] or 0,
+                cost_usd=row["cost"] or 0,
+            )
+            for row in rows
+        ],
+        update_conflicts=True,
+        unique_fields=["hour", "account", "api_key_id", "model"],
+        update_fields=[
+            "requests",
+            "errors",
+            "prompt_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "completion_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+        ],
     )
     return len(rows)

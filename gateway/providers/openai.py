@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway.errors import GatewayError, RateLimited, UpstreamError, UpstreamRejected
 from gateway.providers.base import ChunkStream, RetryableError, UpstreamCall, UpstreamReply
 from gateway.providers.http import EventStream, HTTPAdapter, decode_event, error_detail, str_or_none
@@ -32,7 +34,9 @@ class OpenAIAdapter(HTTPAdapter):
             "/chat/completions", body, self.headers(call), call
         )
         if call.stream:
-            reply.stream = OpenAIChunkStream(self.events(response, started))
+            reply.stream = OpenAIChunkStream(
+                self.events(response, started), lambda text: self.redact(text, call)
+            )
             return reply
         reply.body = await self.read_json(response, started)
         if not isinstance(reply.body.get("choices"), list):
@@ -45,7 +49,9 @@ class OpenAIAdapter(HTTPAdapter):
         body["model"] = call.upstream_model
         reply, response, started = await self.open("/responses", body, self.headers(call), call)
         if call.stream:
-            reply.stream = ResponsesEventStream(self.events(response, started))
+            reply.stream = ResponsesEventStream(
+                self.events(response, started), lambda text: self.redact(text, call)
+            )
             return reply
         reply.body = await self.read_json(response, started)
         if reply.body.get("object") != "response":
@@ -92,11 +98,12 @@ def map_status(
 
 
 class OpenAIChunkStream(ChunkStream):
-    __slots__ = ("_events", "_done")
+    __slots__ = ("_events", "_done", "_redact")
 
-    def __init__(self, events: EventStream) -> None:
+    def __init__(self, events: EventStream, redact: Callable[[str], str]) -> None:
         self._events = events
         self._done = False
+        self._redact = redact
 
     @property
     def bytes_read(self) -> int:  # type: ignore[override]
@@ -112,10 +119,21 @@ class OpenAIChunkStream(ChunkStream):
             self._done = True
             self.close()
             return None
-        return decode_event(event[1])
+        chunk = decode_event(event[1])
+        if "error" in chunk and not chunk.get("choices"):
+            # An error event, before the first chunk or mid-stream.
+            raise UpstreamError(f"The upstream failed: {self._redact(error_message(chunk))}")
+        return chunk
 
     def close(self) -> None:
         self._events.close()
+
+
+def error_message(event: dict) -> str:
+    """The message of an error event, nested ({"error": {...}}) or flat."""
+    error = event.get("error")
+    detail = error if isinstance(error, dict) else event
+    return str(detail.get("message") or "unknown error")
 
 
 TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
@@ -124,11 +142,12 @@ TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "respo
 class ResponsesEventStream(ChunkStream):
     """A Responses API event stream; it ends after its terminal event."""
 
-    __slots__ = ("_events", "_done")
+    __slots__ = ("_events", "_done", "_redact")
 
-    def __init__(self, events: EventStream) -> None:
+    def __init__(self, events: EventStream, redact: Callable[[str], str]) -> None:
         self._events = events
         self._done = False
+        self._redact = redact
 
     @property
     def bytes_read(self) -> int:  # type: ignore[override]
@@ -141,6 +160,8 @@ class ResponsesEventStream(ChunkStream):
         if event is None or event[1] == b"[DONE]":
             raise UpstreamError("The upstream stream ended before the response was complete.")
         decoded = decode_event(event[1])
+        if decoded.get("type") == "error":
+            raise UpstreamError(f"The upstream failed: {self._redact(error_message(decoded))}")
         if decoded.get("type") in TERMINAL_EVENTS:
             self._done = True
         return decoded

@@ -234,11 +234,6 @@ async def _relay(
                 if kind == "response.failed":
                     error = (response or {}).get("error") or {}
                     usage.fail(UpstreamError(str(error.get("message") or "response failed")))
-            elif kind == "error":
-                # OpenAI nests the details under "error"; the SDK types keep them flat.
-                nested = event.get("error")
-                detail = nested if isinstance(nested, dict) else event
-                raise UpstreamError(f"The upstream failed mid-stream: {detail.get('message')}")
             elif kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
                 usage.completion_chars += len(event.get("delta") or "")
             usage.first_byte()

@@ -244,7 +244,10 @@ def test_stream_is_relayed_as_it_arrives_not_buffered(http, api_key, make_model,
     assert [line for line in rest if line][-1] == "data: [DONE]"
 
 
-def test_client_disconnect_closes_the_upstream_stream(live, api_key, make_model, fake_upstream):
+def test_client_disconnect_closes_the_upstream_stream(
+    live, api_key, make_model, fake_upstream, settings
+):
+    settings.PUREBRIDGE_DRAIN_SECONDS = 0  # close at once instead of draining for usage
     make_model("test-model", "fake?tokens=50&interval_ms=50")
 
     read_events_then_hang_up(live.port, api_key, chat_body(stream=True), events=2)
@@ -254,8 +257,9 @@ def test_client_disconnect_closes_the_upstream_stream(live, api_key, make_model,
 
 
 def test_client_disconnect_is_recorded_as_499_estimated(
-    live, api_key, make_model, fake_upstream, usage_records
+    live, api_key, make_model, fake_upstream, usage_records, settings
 ):
+    settings.PUREBRIDGE_DRAIN_SECONDS = 0  # close at once instead of draining for usage
     make_model("test-model", "fake?tokens=50&interval_ms=50")
 
     read_events_then_hang_up(live.port, api_key, chat_body(stream=True), events=2)
