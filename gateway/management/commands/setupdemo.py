@@ -22,8 +22,11 @@ DEMO_MODELS = {
 }
 
 
+ANTHROPIC_MODEL = "claude-sonnet-4-5"
+
+
 def demo_document() -> dict:
-    providers = [{"name": "demo-echo", "kind": "echo"}]
+    providers: list[dict] = [{"name": "demo-echo", "kind": "echo"}]
     upstream = "demo-echo"
     if os.environ.get("OPENAI_API_KEY"):
         providers.append(
@@ -32,6 +35,7 @@ def demo_document() -> dict:
                 "kind": "openai",
                 "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
                 "api_key_env": "OPENAI_API_KEY",
+                "responses_api": True,
             }
         )
         upstream = "openai"
@@ -53,6 +57,25 @@ def demo_document() -> dict:
     models.append(
         {"id": "demo-echo", "routes": [{"provider": "demo-echo", "upstream_model": "echo"}]}
     )
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        providers.append(
+            {
+                "name": "anthropic",
+                "kind": "anthropic",
+                "base_url": os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com/v1"),
+                "api_key_env": "ANTHROPIC_API_KEY",
+            }
+        )
+        models.append(
+            {
+                "id": "claude-sonnet",
+                "input_per_mtok": "3",
+                "cached_input_per_mtok": "0.30",
+                "cache_write_per_mtok": "3.75",
+                "output_per_mtok": "15",
+                "routes": [{"provider": "anthropic", "upstream_model": ANTHROPIC_MODEL}],
+            }
+        )
     return {"providers": providers, "models": models}
 
 
@@ -96,7 +119,7 @@ class Command(BaseCommand):
                     f"  Login:     {DEMO_EMAIL} / {state['password']}",
                     f"  API base:  {base_url}/v1",
                     f"  API key:   {state['api_key']}",
-                    f"  Models:    {', '.join([*DEMO_MODELS, 'demo-echo'])}",
+                    f"  Models:    {', '.join(m['id'] for m in demo_document()['models'])}",
                     "",
                     "  Try:",
                     f"  curl {base_url}/v1/chat/completions \\",
