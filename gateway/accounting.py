@@ -9,6 +9,7 @@ from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.errors import GatewayError
 from gateway.http import Request, clean_header_value
+from gateway.limits import Reservation
 from gateway.tokens import estimate_chars
 from usage.pricing import cost_usd
 from usage.recorder import UsageEntry, get_recorder
@@ -39,6 +40,7 @@ class Usage:
         "client_request_id",
         "settled",
         "attempts",
+        "reservation",
     )
 
     def __init__(self, req: Request, endpoint: str) -> None:
@@ -61,6 +63,7 @@ class Usage:
         self.client_request_id = clean_header_value(raw) if raw else ""
         self.settled = False
         self.attempts: list[dict] = []
+        self.reservation: Reservation | None = None
 
     def attempt(self, route: RouteConfig, status: int, error: str, started: float) -> None:
         """One try of one route, kept on the usage record."""
@@ -166,6 +169,7 @@ class Usage:
                 upstream_request_id=self.upstream_request_id[:128],
                 client_request_id=self.client_request_id,
                 attempts=self.attempts,
+                reservation=self.reservation,
             )
         )
 

@@ -36,6 +36,7 @@ class KeyInfo:
     quota_usd: Decimal | None
     daily_budget_usd: Decimal | None
     monthly_budget_usd: Decimal | None
+    timezone: str = "UTC"  # the account's: budget days and months are local
 
 
 _cache: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -44,7 +45,7 @@ _cache: dict[str, tuple[KeyInfo | None, float]] = {}
 def _load(lookup: str) -> KeyInfo | None:
     from keys.models import ApiKey
 
-    k = ApiKey.objects.filter(lookup=lookup).first()
+    k = ApiKey.objects.select_related("account").filter(lookup=lookup).first()
     if k is None:
         return None
     return KeyInfo(
@@ -60,6 +61,7 @@ def _load(lookup: str) -> KeyInfo | None:
         quota_usd=k.quota_usd,
         daily_budget_usd=k.daily_budget_usd,
         monthly_budget_usd=k.monthly_budget_usd,
+        timezone=k.account.timezone,
     )
 
 

@@ -59,6 +59,7 @@ class ModelConfig:
     created: int
     prices: Prices
     routes: tuple[RouteConfig, ...]
+    default_max_output_tokens: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ def _load_catalogue() -> Catalogue:
                 m.cache_write_per_mtok,
             ),
             routes=tuple(routes.get(m.id, ())),
+            default_max_output_tokens=m.default_max_output_tokens,
         )
         for m in CatalogModel.objects.filter(enabled=True).order_by("public_id")
     }

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 from django.conf import settings
 
+from gateway import limits
 from gateway.accounting import Usage
-from gateway.admission import admit
 from gateway.auth import KeyInfo, authenticate
 from gateway.catalogue import Catalogue, ModelConfig, get_catalogue
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
@@ -14,7 +14,7 @@ from gateway.http import JSON, Request
 from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply
 from gateway.relay import drain
 from gateway.routing import open_route
-from gateway.tokens import estimate_prompt
+from gateway.tokens import count_prompt, messages_text
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -59,8 +59,14 @@ async def chat_completions(req: Request, usage: Usage) -> None:
     model_id, stream, include_usage = _validate(body)
     usage.stream = stream
     model = usage.model = authorize(await get_catalogue(), key, model_id)
-    usage.prompt_estimate = estimate_prompt(body["messages"])
-    await admit(key, model, usage)
+    usage.prompt_estimate = await count_prompt(*messages_text(body["messages"]))
+    await limits.admit(
+        key,
+        model,
+        usage,
+        prompt_tokens=usage.prompt_estimate,
+        output_cap=limits.output_cap(body, model),
+    )
     call = UpstreamCall(
         body=body,
         upstream_model="",

@@ -36,6 +36,7 @@ MODEL_KEYS = {
     "cached_input_per_mtok",
     "output_per_mtok",
     "cache_write_per_mtok",
+    "default_max_output_tokens",
     "routes",
 }
 ROUTE_KEYS = {"provider", "upstream_model", "priority", "weight", "enabled"}
@@ -168,6 +169,10 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
     }
     for name in PRICES:
         fields[name] = _decimal(f"{where}.{name}", entry.get(name, "0"))
+    cap = entry.get("default_max_output_tokens", 4096)
+    if not isinstance(cap, int) or cap < 1:
+        raise ConfigError(f"{where}.default_max_output_tokens: must be a whole number of 1 or more")
+    fields["default_max_output_tokens"] = cap
     fields["cache_write_per_mtok"] = (
         _decimal(f"{where}.cache_write_per_mtok", entry["cache_write_per_mtok"])
         if "cache_write_per_mtok" in entry

@@ -62,10 +62,17 @@ def _catalogue_changed(sender, instance, **kwargs) -> None:
     publish(CATALOGUE)
 
 
+def _account_changed(sender, instance, **kwargs) -> None:
+    # Keys carry their account's time zone (budget windows): refresh them all.
+    publish("keys")
+
+
 def connect_signals() -> None:
+    from accounts.models import Account
     from gateway.models import CatalogModel, Provider, Route
     from keys.models import ApiKey
 
+    post_save.connect(_account_changed, sender=Account, dispatch_uid="inv-account")
     for signal in (post_save, post_delete):
         signal.connect(_key_changed, sender=ApiKey, dispatch_uid=f"inv-key-{signal}")
         for model in (Provider, CatalogModel, Route):

@@ -58,6 +58,10 @@ class CatalogModel(models.Model):
     input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    default_max_output_tokens = models.PositiveIntegerField(
+        default=4096,
+        help_text="The output cap reserved against budgets when a request sets none.",
+    )
     cache_write_per_mtok = models.DecimalField(
         max_digits=12,
         decimal_places=6,

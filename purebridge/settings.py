@@ -6,6 +6,7 @@ Redis. DATABASE_URL and REDIS_URL switch to the production shape.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -202,7 +203,14 @@ PUREBRIDGE_BODY_SHA256_ECHO = env_bool("PUREBRIDGE_BODY_SHA256_ECHO", default=Fa
 # second process such as the admin in another worker).
 PUREBRIDGE_CACHE_TTL = env_float("PUREBRIDGE_CACHE_TTL", 30.0, minimum=0.0)
 PUREBRIDGE_API_BASE_URL = env_str("PUREBRIDGE_API_BASE_URL", "http://127.0.0.1:8000")
+# Where the console is, for links in emails.
+PUREBRIDGE_CONSOLE_URL = env_str("PUREBRIDGE_CONSOLE_URL", PUREBRIDGE_API_BASE_URL).rstrip("/")
 PUREBRIDGE_KEY_PREFIX = "sk-pb-"
+# Web worker processes per host: when Redis is down each enforces its share
+# of a key's RPM and TPM (budgets then fail closed).
+PUREBRIDGE_WEB_WORKERS = env_int(
+    "PUREBRIDGE_WEB_WORKERS", env_int("WEB_CONCURRENCY", os.cpu_count() or 1, minimum=1), minimum=1
+)
 # Routes tried for one request before the client gets the last error.
 PUREBRIDGE_MAX_ATTEMPTS = env_int("PUREBRIDGE_MAX_ATTEMPTS", 3, minimum=1)
 # A client that leaves mid-stream: PureBridge reads on (within these bounds)

@@ -81,3 +81,28 @@ class UsageHourly(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.model} key {self.api_key_id}"
+
+
+class BudgetAlert(models.Model):
+    """One threshold of one budget window, crossed and mailed. The unique
+    constraint is the claim: whoever inserts the row sends the email, so two
+    workers, or one task run twice, send it once."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="budget_alerts")
+    window = models.CharField(max_length=16)  # daily, monthly, total
+    period = models.CharField(max_length=16)  # 2026-11-25, 2026-11, or "total"
+    threshold = models.PositiveSmallIntegerField()  # percent: 50, 80, 100
+    spent_usd = models.DecimalField(max_digits=24, decimal_places=12)
+    limit_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    recipient = models.EmailField(blank=True)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "window", "period", "threshold"], name="budget_alert_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.window} {self.period} {self.threshold}%"

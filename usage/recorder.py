@@ -26,6 +26,9 @@ from django.db import (
     connection,
 )
 
+from gateway.limits import Reservation, settle
+from usage.alerts import alerts_check
+
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
 
@@ -55,6 +58,8 @@ class UsageEntry:
     upstream_request_id: str = ""
     client_request_id: str = ""
     attempts: list[dict] = field(default_factory=list)
+    # What admission reserved; settled to the real cost once written. Not stored.
+    reservation: Reservation | None = None
 
 
 class UsageRecorder:
@@ -141,6 +146,10 @@ def _write(batch: list[UsageEntry]) -> None:
         if last_used:
             now = max(entry.created_at for entry in batch)
             ApiKey.objects.filter(id__in=last_used).update(last_used_at=now)
+        # Only now that the records are in the database, where a lost counter
+        # is rebuilt from, do reservations become real costs.
+        settle(batch)
+        alerts_check(batch)
     finally:
         # Give the connection back (to psycopg's pool in production).
         connection.close()
@@ -152,7 +161,7 @@ def _model(entry: UsageEntry):
     return UsageRecord(**{name: getattr(entry, name) for name in _FIELDS})
 
 
-_FIELDS = tuple(f.name for f in fields(UsageEntry))
+_FIELDS = tuple(f.name for f in fields(UsageEntry) if f.name != "reservation")
 _recorder: UsageRecorder | None = None
 _lock = threading.Lock()
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
+from django.template.loader import render_to_string
 
-from usage.models import UsageHourly, UsageRecord
+from keys.models import ApiKey
+from usage.models import BudgetAlert, UsageHourly, UsageRecord
 
 # Records are written in batches by each web worker; one written a little after
 # the previous run may carry an older created_at. Each run re-reads this much
@@ -90,3 +97,95 @@ def _rollup_hour(hour: datetime) -> int:
         ],
     )
     return len(rows)
+
+
+THRESHOLDS = (50, 80, 100)  # percent of a budget that trigger an email
+WINDOW_LABELS = {"daily": "daily budget", "monthly": "monthly budget", "total": "total quota"}
+
+
+def window_spent(key_id: int, start: datetime | None) -> Decimal:
+    """Exact spend of a key since `start` (all time when None)."""
+    records = UsageRecord.objects.filter(api_key_id=key_id)
+    if start is not None:
+        records = records.filter(created_at__gte=start)
+    return records.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+
+
+def budget_alerts_send(*, key_id: int) -> int:
+    """Email the key's owner about every budget window that has crossed a new
+    threshold; each threshold of each window at most once. Returns emails sent."""
+    from gateway.limits import MICROS, budget_windows, now
+
+    key = ApiKey.objects.select_related("account").filter(id=key_id).first()
+    if key is None:
+        return 0
+    at = now()
+    sent = 0
+    for window in budget_windows(key, at):
+        spent = window_spent(key.id, window.start)
+        limit = Decimal(window.limit_micros) / MICROS
+        crossed = [t for t in THRESHOLDS if limit > 0 and spent * 100 >= limit * t]
+        if crossed and _claim_and_mail(key, window, crossed, spent, limit, at):
+            sent += 1
+    return sent
+
+
+def _period(window, at: datetime, tz: str) -> str:
+    local = at.astimezone(ZoneInfo(tz))
+    return {"daily": f"{local:%Y-%m-%d}", "monthly": f"{local:%Y-%m}"}.get(window.name, "total")
+
+
+@transaction.atomic
+def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: datetime) -> bool:
+    """Claim the crossed thresholds not mailed yet and send one email for the
+    highest. The claim and the email share a transaction: if sending fails the
+    claims roll back and the next check tries again; a concurrent check waits
+    on the unique rows and then finds them taken."""
+    recipient = _recipient(key)
+    period = _period(window, at, key.timezone)
+    fresh = []
+    for threshold in crossed:
+        try:
+            with transaction.atomic():
+                BudgetAlert.objects.create(
+                    api_key=key,
+                    window=window.name,
+                    period=period,
+                    threshold=threshold,
+                    spent_usd=spent,
+                    limit_usd=limit,
+                    recipient=recipient,
+                )
+            fresh.append(threshold)
+        except IntegrityError:
+            continue
+    if not fresh or not recipient:
+        return False
+    context = {
+        "key": key,
+        "window": WINDOW_LABELS[window.name],
+        "period": period,
+        "threshold": max(fresh),
+        "spent": spent.quantize(Decimal("0.01")),
+        "limit": limit.quantize(Decimal("0.01")),
+        "resets_at": window.resets_at,
+        "key_url": f"{settings.PUREBRIDGE_CONSOLE_URL}/keys/{key.id}/",
+    }
+    subject = render_to_string("usage/email/budget-alert-subject.txt", context).strip()
+    send_mail(
+        subject,
+        render_to_string("usage/email/budget-alert.txt", context),
+        None,
+        [recipient],
+        html_message=render_to_string("usage/email/budget-alert.html", context),
+    )
+    return True
+
+
+def _recipient(key: ApiKey) -> str:
+    if key.notification_email:
+        return key.notification_email
+    if key.account.notification_email:
+        return key.account.notification_email
+    owner = key.account.users.order_by("date_joined").values_list("email", flat=True).first()
+    return owner or ""

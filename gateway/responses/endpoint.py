@@ -13,8 +13,8 @@ import dataclasses
 import orjson
 from django.conf import settings
 
+from gateway import limits
 from gateway.accounting import Usage
-from gateway.admission import admit
 from gateway.auth import authenticate
 from gateway.catalogue import RouteConfig, get_catalogue
 from gateway.chat import SSE_HEADERS, authorize
@@ -34,7 +34,7 @@ from gateway.responses.translate import (
     to_response,
 )
 from gateway.routing import open_route
-from gateway.tokens import estimate_items
+from gateway.tokens import count_prompt, items_text
 
 TERMINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
 
@@ -97,10 +97,18 @@ async def create_response(req: Request, usage: Usage) -> None:
         account_id=key.account_id,
         tools=ToolMap(body, (history or []) + items),
     )
-    usage.prompt_estimate = estimate_items(plan.items) + estimate_items(
-        [{"content": body.get("instructions")}]
+    text, count = items_text(plan.items)
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        text, count = f"{instructions}\n{text}", count + 1
+    usage.prompt_estimate = await count_prompt(text, count)
+    await limits.admit(
+        key,
+        model,
+        usage,
+        prompt_tokens=usage.prompt_estimate,
+        output_cap=limits.output_cap(body, model),
     )
-    await admit(key, model, usage)
     call = UpstreamCall(
         body=body,
         upstream_model="",

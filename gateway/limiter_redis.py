@@ -1,0 +1,208 @@
+"""The Redis backend of admission: one Lua script per request, the clock
+taken from Redis, so every worker on every host shares one exact view."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from gateway.db import run_db
+from gateway.limits import Reservation, Verdict, Window, actual, to_micros
+
+log = logging.getLogger(__name__)
+
+# KEYS: requests zset, tokens zset, tokens sum, then one counter per budget window.
+# ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, then
+#       each window's limit (micros).
+# The requests window is a sorted set of admission times: exact, so RPM 60 is
+# 60 in any minute. The tokens window is a sorted set of reservations with a
+# running sum, each entry added and removed once.
+ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = 60000
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rid, cost, nwin = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local requests, used = 0, 0
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  requests = redis.call('ZCARD', KEYS[1])
+  if requests >= rpm then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {'rpm', tonumber(oldest[2]) + window - now, requests, 0, -1, 0, now}
+  end
+end
+if tpm > 0 then
+  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  if #old > 0 then
+    local expired = 0
+    for _, member in ipairs(old) do
+      expired = expired + tonumber(string.match(member, '|(-?%d+)$'))
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+    redis.call('DECRBY', KEYS[3], expired)
+  end
+  used = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if used + tokens > tpm then
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    local retry = window
+    if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+    return {'tpm', retry, requests, used, -1, 0, now}
+  end
+end
+for i = 1, nwin do
+  local spent = redis.call('GET', KEYS[3 + i])
+  if not spent then return {'missing', 0, requests, used, i - 1, 0, now} end
+  if tonumber(spent) + cost > tonumber(ARGV[6 + i]) then
+    return {'budget', 0, requests, used, i - 1, tonumber(spent), now}
+  end
+end
+if rpm > 0 then
+  redis.call('ZADD', KEYS[1], now, rid)
+  redis.call('PEXPIRE', KEYS[1], window)
+  requests = requests + 1
+end
+if tpm > 0 then
+  redis.call('ZADD', KEYS[2], now, rid .. '|' .. tokens)
+  redis.call('INCRBY', KEYS[3], tokens)
+  redis.call('PEXPIRE', KEYS[2], window)
+  redis.call('PEXPIRE', KEYS[3], window)
+  used = used + tokens
+end
+for i = 1, nwin do redis.call('INCRBY', KEYS[3 + i], cost) end
+return {'ok', 0, requests, used, -1, 0, now}
+"""
+
+# KEYS: tokens zset, tokens sum, then the windows. ARGV: admitted at (ms),
+# request id, token correction, cost correction. A correction of a window that
+# has since expired, or a counter that was lost, is skipped: a lost counter is
+# rebuilt from the usage records, which include this one.
+SETTLE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dtokens, dcost = tonumber(ARGV[3]), tonumber(ARGV[4])
+if dtokens ~= 0 and tonumber(ARGV[1]) > now - 60000 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2] .. ':settle|' .. dtokens)
+  redis.call('INCRBY', KEYS[2], dtokens)
+end
+if dcost ~= 0 then
+  for i = 3, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], dcost) end
+  end
+end
+return 0
+"""
+
+
+def _keys(key_id: int) -> list[str]:
+    return [f"pb:rl:{key_id}:req", f"pb:rl:{key_id}:tok", f"pb:rl:{key_id}:toksum"]
+
+
+class RedisLimiter:
+    name = "redis"
+
+    def __init__(self) -> None:
+        self._scripts: dict[int, object] = {}
+
+    def _script(self, client, source: str):
+        cache_key = id(client) ^ hash(source)
+        script = self._scripts.get(cache_key)
+        if script is None:
+            script = self._scripts[cache_key] = client.register_script(source)
+        return script
+
+    async def admit(self, key, reservation: Reservation, windows: list[Window]) -> Verdict:
+        from purebridge.redis import async_client
+
+        client = async_client()
+        script = self._script(client, ADMIT)
+        argv = [
+            key.rpm_limit or 0,
+            key.tpm_limit or 0,
+            reservation.tokens,
+            reservation.request_id,
+            reservation.cost_micros,
+            len(windows),
+            *[w.limit_micros for w in windows],
+        ]
+        for _ in range(2):
+            raw = await script(keys=_keys(key.id) + [w.key for w in windows], args=argv)
+            verdict = _verdict(raw)
+            if verdict.status != "missing":
+                return verdict
+            # A counter the window has not seen yet, or one Redis lost.
+            await rebuild(client, key.id, windows[verdict.window_index])
+        return verdict
+
+    def settle(self, entries) -> None:
+        from purebridge.redis import sync_client
+
+        client = sync_client()
+        script = self._script(client, SETTLE)
+        with client.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                r = entry.reservation
+                tokens, cost = actual(entry)
+                keys = _keys(r.key_id)[1:] + list(r.windows)
+                script(
+                    keys=keys,
+                    args=[
+                        r.admitted_ms,
+                        r.request_id,
+                        tokens - r.tokens if r.tokens else 0,
+                        cost - r.cost_micros if r.cost_micros else 0,
+                    ],
+                    client=pipe,
+                )
+            pipe.execute()
+
+
+def _verdict(raw: list) -> Verdict:
+    status = raw[0].decode() if isinstance(raw[0], bytes) else raw[0]
+    return Verdict(
+        status=status,
+        retry_after_ms=int(raw[1]),
+        requests=int(raw[2]),
+        tokens=int(raw[3]),
+        window_index=int(raw[4]),
+        spent_micros=int(raw[5]),
+        admitted_ms=int(raw[6]),
+    )
+
+
+def spent_since(key_id: int, window: Window) -> int:
+    """A window's spend from the usage records (micros, rounded up)."""
+    from django.db.models import Sum
+
+    from usage.models import UsageRecord
+
+    records = UsageRecord.objects.filter(api_key_id=key_id)
+    if window.start is not None:
+        records = records.filter(created_at__gte=window.start)
+    total = records.aggregate(total=Sum("cost_usd"))["total"]
+    return to_micros(total) if total else 0
+
+
+async def rebuild(client, key_id: int, window: Window) -> None:
+    spent = await run_db(spent_since, key_id, window)
+    # NX: another worker may have rebuilt it (and admitted requests) meanwhile.
+    await client.set(window.key, spent, nx=True, ex=window.ttl)
+
+
+class _Health:
+    down_until = 0.0
+
+
+def usable() -> bool:
+    """False for a second after Redis failed, so a dead Redis costs one
+    timeout per second per worker, not one per request."""
+    return _Health.down_until <= time.monotonic()
+
+
+def mark_down() -> None:
+    if usable():
+        log.warning("Redis unreachable: budgets fail closed, rate limits per process")
+    _Health.down_until = time.monotonic() + 1.0
+
+
+limiter = RedisLimiter()

@@ -1,0 +1,279 @@
+"""Admission (DESIGN.md hot-path step 4): rate limits and budgets, per key.
+
+One atomic step per request checks RPM and TPM (sliding one-minute windows)
+and the key's total quota, daily and monthly budgets (calendar windows in the
+account's time zone), and reserves the request's worst case: its prompt tokens
+plus its output cap, priced at the model's prices. The reservation is settled to
+the real cost when the usage record is written (usage/recorder.py), and
+released when the request failed before the upstream charged anything.
+
+Backends: a Redis Lua script in production (gateway/limiter_redis.py), an
+in-process equivalent in the embedded default (gateway/limiter_local.py).
+Redis down: budgets fail closed (503, retry shortly); RPM and TPM fail open to
+the in-process limiter with each limit divided among the web workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+WINDOW_MS = 60_000
+MICROS = Decimal(1_000_000)
+
+
+def now() -> datetime:
+    """The wall clock budget windows are computed from (tests move it)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One budget window of one key."""
+
+    name: str  # "daily", "monthly", "total"
+    key: str  # the counter's name
+    limit_micros: int
+    start: datetime | None  # None: since the key was made
+    resets_at: datetime | None
+    ttl: int | None  # seconds the counter is kept
+
+
+@dataclass(slots=True)
+class Reservation:
+    key_id: int
+    request_id: str
+    backend: str  # "redis" or "local"
+    admitted_ms: int
+    tokens: int  # reserved against TPM (0: no TPM limit)
+    cost_micros: int  # reserved against every window (0: no budget)
+    windows: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What a limiter backend answers."""
+
+    status: str  # "ok", "rpm", "tpm", "budget", "missing"
+    retry_after_ms: int = 0
+    requests: int = 0  # in the current window, this request included
+    tokens: int = 0
+    window_index: int = -1  # for "budget" and "missing"
+    spent_micros: int = 0
+    admitted_ms: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def to_micros(usd: Decimal) -> int:
+    return math.ceil(usd * MICROS)
+
+
+def budget_windows(key, at: datetime) -> list[Window]:
+    tz = ZoneInfo(key.timezone)
+    local = at.astimezone(tz)
+    windows = []
+    if key.daily_budget_usd is not None:
+        start = datetime.combine(local.date(), datetime.min.time(), tz)
+        resets = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tz)
+        windows.append(
+            Window(
+                "daily",
+                f"pb:spend:{key.id}:d:{local:%Y%m%d}",
+                to_micros(key.daily_budget_usd),
+                start,
+                resets,
+                int((resets - at).total_seconds()) + 86_400,
+            )
+        )
+    if key.monthly_budget_usd is not None:
+        first = local.date().replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        start = datetime.combine(first, datetime.min.time(), tz)
+        resets = datetime.combine(following, datetime.min.time(), tz)
+        windows.append(
+            Window(
+                "monthly",
+                f"pb:spend:{key.id}:m:{local:%Y%m}",
+                to_micros(key.monthly_budget_usd),
+                start,
+                resets,
+                int((resets - at).total_seconds()) + 86_400,
+            )
+        )
+    if key.quota_usd is not None:
+        windows.append(
+            Window("total", f"pb:spend:{key.id}:total", to_micros(key.quota_usd), None, None, None)
+        )
+    return windows
+
+
+def _duration(ms: int) -> str:
+    """A reset time as OpenAI writes it: 1s, 6m0s, 250ms."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = math.ceil(ms / 1000)
+    return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
+
+
+def ratelimit_headers(key, verdict: Verdict, tokens: int) -> dict[str, str]:
+    headers = {}
+    if key.rpm_limit:
+        headers["x-ratelimit-limit-requests"] = str(key.rpm_limit)
+        headers["x-ratelimit-remaining-requests"] = str(max(key.rpm_limit - verdict.requests, 0))
+        headers["x-ratelimit-reset-requests"] = _duration(verdict.retry_after_ms or WINDOW_MS)
+    if key.tpm_limit:
+        headers["x-ratelimit-limit-tokens"] = str(key.tpm_limit)
+        headers["x-ratelimit-remaining-tokens"] = str(max(key.tpm_limit - verdict.tokens, 0))
+        headers["x-ratelimit-reset-tokens"] = _duration(verdict.retry_after_ms or WINDOW_MS)
+    return headers
+
+
+def _money(micros: int) -> str:
+    return f"${Decimal(micros) / MICROS:.2f}"
+
+
+def refusal(key, verdict: Verdict, windows: list[Window], tokens: int, headers: dict):
+    """The error for a refused request: rate limits say when to retry; an
+    exhausted budget says which, how much, and when it resets, and not to retry."""
+    retry = max(1, math.ceil(verdict.retry_after_ms / 1000))
+    if verdict.status == "rpm":
+        return RateLimited(
+            f"Rate limit reached for requests: {key.rpm_limit} per minute on this key. "
+            f"Try again in {retry}s.",
+            headers={**headers, "retry-after": str(retry)},
+        )
+    if verdict.status == "tpm":
+        if tokens > key.tpm_limit:
+            return RateLimited(
+                f"Request too large for this key's tokens per minute: limit {key.tpm_limit}, "
+                f"requested {tokens} (prompt plus max output). Lower max_tokens or the prompt.",
+                headers={**headers, "x-should-retry": "false"},
+            )
+        return RateLimited(
+            f"Rate limit reached for tokens: {key.tpm_limit} per minute on this key, "
+            f"{verdict.tokens} used. Try again in {retry}s.",
+            headers={**headers, "retry-after": str(retry)},
+        )
+    window = windows[verdict.window_index]
+    when = (
+        f"It resets at {window.resets_at.isoformat(timespec='minutes')}."
+        if window.resets_at
+        else "It does not reset; raise the key's quota in the console."
+    )
+    label = {"daily": "daily budget", "monthly": "monthly budget", "total": "total quota"}
+    return InsufficientQuota(
+        f"This key's {label[window.name]} is used up: limit {_money(window.limit_micros)}, "
+        f"spent {_money(verdict.spent_micros)}. {when}",
+        headers=headers,
+    )
+
+
+async def admit(key, model, usage, *, prompt_tokens: int, output_cap: int) -> None:
+    """Admit the request or raise; on admission `usage.reservation` holds what
+    was reserved and the response carries the key's x-ratelimit-* headers."""
+    windows = budget_windows(key, now())
+    if not (key.rpm_limit or key.tpm_limit or windows):
+        return
+    from usage.pricing import cost_usd
+
+    tokens = prompt_tokens + output_cap
+    prices = model.prices
+    cost = to_micros(
+        cost_usd(
+            input_per_mtok=prices.input,
+            cached_input_per_mtok=prices.cached_input,
+            output_per_mtok=prices.output,
+            prompt_tokens=prompt_tokens,
+            cached_tokens=0,
+            completion_tokens=output_cap,
+        )
+    )
+    reservation = Reservation(
+        key_id=key.id,
+        request_id=usage.req.request_id,
+        backend="",
+        admitted_ms=0,
+        tokens=tokens if key.tpm_limit else 0,
+        cost_micros=cost if windows else 0,
+        windows=tuple(w.key for w in windows),
+    )
+    verdict = await _decide(key, reservation, windows)
+    headers = ratelimit_headers(key, verdict, tokens)
+    usage.req.extra_headers.extend((k.encode(), v.encode()) for k, v in headers.items())
+    if verdict.status != "ok":
+        raise refusal(key, verdict, windows, tokens, headers={})
+    reservation.admitted_ms = verdict.admitted_ms
+    usage.reservation = reservation
+
+
+async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdict:
+    from redis.exceptions import RedisError
+
+    from gateway import limiter_local, limiter_redis
+
+    backend: Any = limiter_local.limiter
+    if settings.REDIS_URL:
+        backend = limiter_redis.limiter
+        if limiter_redis.usable():
+            try:
+                reservation.backend = backend.name
+                return await backend.admit(key, reservation, windows)
+            except (RedisError, OSError):
+                limiter_redis.mark_down()
+        if windows:
+            # Budgets fail closed: admitting blind could overspend without bound.
+            raise ServiceUnavailable(
+                "Budgets cannot be checked right now; try again shortly.",
+                headers={"retry-after": "5"},
+            )
+        backend = limiter_local.degraded
+    reservation.backend = backend.name
+    return await backend.admit(key, reservation, windows)
+
+
+def output_cap(body: dict, model) -> int:
+    """The most the answer may cost in tokens: what the request allows, else
+    the model's default (never the whole remaining budget)."""
+    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return model.default_max_output_tokens
+
+
+def settle(entries) -> None:
+    """Replace reservations with real costs (called by the usage writer thread)."""
+    from gateway import limiter_local, limiter_redis
+
+    reserved = [e for e in entries if e.reservation is not None]
+    if not reserved:
+        return
+    for backend in (limiter_redis.limiter, limiter_local.limiter, limiter_local.degraded):
+        mine = [e for e in reserved if e.reservation.backend == backend.name]
+        if mine:
+            try:
+                backend.settle(mine)
+            except Exception:
+                # The counters stay conservative (reserved, not real): they are
+                # rebuilt from the usage records when their window is lost.
+                log.warning("settling %d reservations failed", len(mine), exc_info=True)
+
+
+def actual(entry) -> tuple[int, int]:
+    """Real tokens and cost (micros) of a finished request."""
+    return entry.prompt_tokens + entry.completion_tokens, to_micros(entry.cost_usd)
+
+
+def monotonic_ms() -> int:
+    return int(time.time() * 1000)
