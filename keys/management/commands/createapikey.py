@@ -1,28 +1,99 @@
+from datetime import UTC, datetime, time
+from decimal import Decimal, InvalidOperation
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
+from django.utils import timezone
 
 from accounts.services import account_get_or_create_for_email
 from keys.services import key_create
 
 
+def _usd(value: str) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise CommandError(f"{value!r} is not an amount in USD (e.g. 25 or 2.50)") from None
+    if amount < 0 or not amount.is_finite():
+        raise CommandError(f"{value!r}: amounts must be zero or more")
+    return amount
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise CommandError(f"{value!r} is not a whole number of 1 or more")
+    return int(value)
+
+
+def _expiry(value: str) -> datetime:
+    """An ISO date (the end of that day, UTC) or date and time."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{value!r} is not an ISO date or date-time (2026-12-31)") from None
+    if len(value) == 10:
+        parsed = datetime.combine(parsed.date(), time.max)
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed <= timezone.now():
+        raise CommandError(f"--expires {value} is in the past")
+    return parsed
+
+
 class Command(BaseCommand):
-    help = "Create an API key for the account of EMAIL (created if needed); prints the secret last."
+    help = (
+        "Create an API key for the account of EMAIL (created if needed), with any limits; "
+        "prints the secret as the last line."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--email", required=True)
         parser.add_argument("--name", default="default")
+        parser.add_argument("--rpm", type=_positive, help="requests per minute")
+        parser.add_argument("--tpm", type=_positive, help="tokens per minute")
+        parser.add_argument("--quota", type=_usd, help="total quota, USD")
+        parser.add_argument("--daily-budget", type=_usd, help="USD per day (account time zone)")
+        parser.add_argument("--monthly-budget", type=_usd, help="USD per calendar month")
+        parser.add_argument("--models", help="comma-separated public model ids (default: all)")
+        parser.add_argument("--expires", type=_expiry, help="ISO date or date-time")
+        parser.add_argument("--notify-email", default="", help="budget alerts go here")
 
-    def handle(self, *args, email: str, name: str, **options):
-        try:
-            validate_email(email)
-        except ValidationError:
-            raise CommandError(f"{email!r} is not a valid email address") from None
+    def handle(self, *args, **options):
+        email, name = options["email"], options["name"]
+        for address in filter(None, (email, options["notify_email"])):
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise CommandError(f"{address!r} is not a valid email address") from None
         if not name.strip() or len(name) > 100:
             raise CommandError("--name must be 1 to 100 characters")
+        models = [m.strip() for m in (options["models"] or "").split(",") if m.strip()]
+        self._check_models(models)
         account, created = account_get_or_create_for_email(email=email)
         if created:
             self.stderr.write(f"created account {account.name}")
-        api_key, secret = key_create(account=account, name=name)
+        api_key, secret = key_create(
+            account=account,
+            name=name,
+            expires_at=options["expires"],
+            allowed_models=models,
+            rpm_limit=options["rpm"],
+            tpm_limit=options["tpm"],
+            quota_usd=options["quota"],
+            daily_budget_usd=options["daily_budget"],
+            monthly_budget_usd=options["monthly_budget"],
+            notification_email=options["notify_email"],
+        )
         self.stderr.write(f"created key {api_key.name!r} ({api_key.display_prefix}…)")
         self.stdout.write(secret)
+
+    def _check_models(self, models: list[str]) -> None:
+        from gateway.models import CatalogModel
+
+        known = set(
+            CatalogModel.objects.filter(public_id__in=models).values_list("public_id", flat=True)
+        )
+        unknown = sorted(set(models) - known)
+        if unknown:
+            raise CommandError(f"unknown model id(s): {', '.join(unknown)}")

@@ -1,0 +1,141 @@
+"""Admission's parts on their own: budget windows, refusals, the in-process limiter."""
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from gateway.limiter_local import LocalLimiter
+from gateway.limits import Reservation, budget_windows, output_cap, ratelimit_headers, refusal
+
+
+@dataclass
+class Key:
+    id: int = 7
+    timezone: str = "UTC"
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    quota_usd: Decimal | None = None
+    daily_budget_usd: Decimal | None = None
+    monthly_budget_usd: Decimal | None = None
+
+
+@dataclass
+class Entry:
+    reservation: Reservation
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal
+
+
+def reserve(limiter, key, tokens=0, cost=0, windows=(), request_id="r"):
+    reservation = Reservation(
+        key.id, request_id, limiter.name, 0, tokens, cost, tuple(w.key for w in windows)
+    )
+    verdict = asyncio.run(limiter.admit(key, reservation, list(windows)))
+    reservation.admitted_ms = verdict.admitted_ms
+    return verdict, reservation
+
+
+def test_budget_windows_follow_the_account_calendar():
+    key = Key(timezone="Asia/Tokyo", daily_budget_usd=Decimal(1), monthly_budget_usd=Decimal(10))
+    at = datetime(2026, 11, 30, 15, 30, tzinfo=UTC)  # 00:30 on Dec 1 in Tokyo
+
+    daily, monthly = budget_windows(key, at)
+
+    assert daily.key == "pb:spend:7:d:20261201"
+    assert daily.start.isoformat() == "2026-12-01T00:00:00+09:00"
+    assert daily.resets_at.isoformat() == "2026-12-02T00:00:00+09:00"
+    assert monthly.key == "pb:spend:7:m:202612"
+    assert monthly.resets_at.isoformat() == "2027-01-01T00:00:00+09:00"
+    assert daily.limit_micros == 1_000_000
+
+
+def test_the_output_cap_is_the_requests_own_else_the_models_default():
+    class Model:
+        default_max_output_tokens = 4096
+
+    assert output_cap({"max_tokens": 100}, Model) == 100
+    assert output_cap({"max_completion_tokens": 50, "max_tokens": 100}, Model) == 50
+    assert output_cap({"max_output_tokens": 70}, Model) == 70
+    assert output_cap({}, Model) == 4096
+
+
+def test_the_local_limiter_admits_exactly_rpm_requests_a_minute():
+    limiter = LocalLimiter("local")
+    key = Key(rpm_limit=3)
+
+    verdicts = [reserve(limiter, key, request_id=str(i))[0].status for i in range(5)]
+
+    assert verdicts == ["ok", "ok", "ok", "rpm", "rpm"]
+
+
+def test_the_local_limiter_refuses_tokens_over_tpm_and_settles_them_down():
+    limiter = LocalLimiter("local")
+    key = Key(tpm_limit=1000)
+    first, reservation = reserve(limiter, key, tokens=800)
+    assert first.status == "ok"
+    assert reserve(limiter, key, tokens=300)[0].status == "tpm"
+
+    limiter.settle([Entry(reservation, 100, 50, Decimal(0))])
+
+    assert reserve(limiter, key, tokens=300)[0].status == "ok"
+
+
+def test_the_local_limiter_settles_budgets_both_ways():
+    limiter = LocalLimiter("local")
+    key = Key(daily_budget_usd=Decimal(1))
+    [window] = budget_windows(key, datetime.now(UTC))
+    limiter._spend[window.key] = (0, None)
+    _, cheap = reserve(limiter, key, cost=600_000, windows=[window], request_id="a")
+    limiter.settle([Entry(cheap, 10, 10, Decimal("0.1"))])  # reserved 0.60, cost 0.10
+    _, dear = reserve(limiter, key, cost=100_000, windows=[window], request_id="b")
+    limiter.settle([Entry(dear, 10, 10, Decimal("0.3"))])  # reserved 0.10, cost 0.30
+
+    assert limiter._spend[window.key][0] == 400_000
+    verdict, _ = reserve(limiter, key, cost=700_000, windows=[window], request_id="c")
+    assert (verdict.status, verdict.spent_micros) == ("budget", 400_000)
+
+
+def test_an_exhausted_budget_says_which_how_much_when_and_not_to_retry():
+    key = Key(timezone="Europe/Paris", daily_budget_usd=Decimal(1))
+    windows = budget_windows(key, datetime(2026, 11, 25, 10, tzinfo=UTC))
+    from gateway.limits import Verdict
+
+    error = refusal(key, Verdict("budget", window_index=0, spent_micros=1_000_000), windows, 10, {})
+
+    assert error.status == 429
+    assert error.code == "insufficient_quota"
+    assert error.headers["x-should-retry"] == "false"
+    assert "daily budget is used up: limit $1.00, spent $1.00" in error.message
+    assert "2026-11-26T00:00+01:00" in error.message
+
+
+def test_a_rate_limit_says_when_to_retry():
+    from gateway.limits import Verdict
+
+    error = refusal(Key(rpm_limit=60), Verdict("rpm", retry_after_ms=1500), [], 10, {})
+
+    assert error.code == "rate_limit_exceeded"
+    assert error.headers["retry-after"] == "2"
+
+
+def test_a_request_bigger_than_tpm_is_told_not_to_retry():
+    from gateway.limits import Verdict
+
+    error = refusal(Key(tpm_limit=100), Verdict("tpm", retry_after_ms=60_000), [], 500, {})
+
+    assert error.headers["x-should-retry"] == "false"
+    assert "limit 100, requested 500" in error.message
+
+
+def test_ratelimit_headers_count_down():
+    from gateway.limits import Verdict
+
+    headers = ratelimit_headers(
+        Key(rpm_limit=60, tpm_limit=1000), Verdict("ok", requests=3, tokens=250), 0
+    )
+
+    assert headers["x-ratelimit-remaining-requests"] == "57"
+    assert headers["x-ratelimit-remaining-tokens"] == "750"
+    assert headers["x-ratelimit-reset-requests"] == "1m0s"

@@ -1,0 +1,55 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from keys.models import ApiKey
+
+
+def create(*args: str) -> str:
+    out = StringIO()
+    call_command("createapikey", *args, stdout=out, stderr=StringIO())
+    return out.getvalue().splitlines()[-1]
+
+
+@pytest.mark.django_db
+def test_every_key_setting_can_be_given_as_an_option(make_model):
+    make_model("m1")
+    make_model("m2")
+
+    secret = create(
+        "--email", "ops@example.com", "--name", "ci", "--rpm", "60", "--tpm", "90000",
+        "--quota", "100", "--daily-budget", "5.50", "--monthly-budget", "80",
+        "--models", "m1,m2", "--expires", "2099-01-31", "--notify-email", "alerts@example.com",
+    )
+
+    key = ApiKey.objects.get()
+    assert secret.startswith("sk-pb-")
+    assert (key.rpm_limit, key.tpm_limit) == (60, 90000)
+    assert (key.quota_usd, key.daily_budget_usd, key.monthly_budget_usd) == (
+        Decimal(100), Decimal("5.5"), Decimal(80),
+    )
+    assert key.allowed_models == ["m1", "m2"]
+    assert key.expires_at.date() == datetime(2099, 1, 31, tzinfo=UTC).date()
+    assert key.notification_email == "alerts@example.com"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rpm", "0"), "whole number of 1 or more"),
+        (("--daily-budget", "lots"), "not an amount in USD"),
+        (("--daily-budget", "-1"), "zero or more"),
+        (("--models", "nope"), "unknown model id(s): nope"),
+        (("--expires", "2001-01-01"), "in the past"),
+        (("--expires", "soon"), "not an ISO date"),
+        (("--notify-email", "not-an-email"), "not a valid email address"),
+    ],
+)
+def test_bad_options_are_refused_with_a_clear_message(args, message):
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        create("--email", "ops@example.com", *args)
+    assert not ApiKey.objects.exists()
