@@ -21,4 +21,7 @@ graceful_timeout = int(os.environ.get("PUREBRIDGE_GRACEFUL_TIMEOUT", 120))
 keepalive = int(os.environ.get("PUREBRIDGE_KEEPALIVE", 75))
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("PUREBRIDGE_ACCESS_LOG") or None
+# Import the app once in the master: workers forked from it share the
+# read-only memory (the tokenizer's tables above all) instead of each loading it.
+preload_app = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -12,5 +12,8 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_application = get_asgi_application()
 
 from gateway.asgi import GatewayApp  # noqa: E402
+from gateway.tokens import load_tokenizer  # noqa: E402
 
+# Before gunicorn forks its workers (preload_app), so they share the tables.
+load_tokenizer()
 application = GatewayApp(django_application)
