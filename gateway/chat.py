@@ -14,7 +14,7 @@ from gateway.http import JSON, Request
 from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply
 from gateway.relay import drain
 from gateway.routing import open_route
-from gateway.tokens import count_prompt, messages_text
+from gateway.tokens import messages_text
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -59,14 +59,7 @@ async def chat_completions(req: Request, usage: Usage) -> None:
     model_id, stream, include_usage = _validate(body)
     usage.stream = stream
     model = usage.model = authorize(await get_catalogue(), key, model_id)
-    usage.prompt_estimate = await count_prompt(*messages_text(body["messages"]))
-    await limits.admit(
-        key,
-        model,
-        usage,
-        prompt_tokens=usage.prompt_estimate,
-        output_cap=limits.output_cap(body, model),
-    )
+    await limits.admit(key, model, usage, prompt=messages_text(body["messages"]), body=body)
     call = UpstreamCall(
         body=body,
         upstream_model="",

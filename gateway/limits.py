@@ -179,15 +179,34 @@ def refusal(key, verdict: Verdict, windows: list[Window], tokens: int, headers: 
     )
 
 
-async def admit(key, model, usage, *, prompt_tokens: int, output_cap: int) -> None:
+def has_limits(key) -> bool:
+    return bool(
+        key.rpm_limit
+        or key.tpm_limit
+        or key.quota_usd is not None
+        or key.daily_budget_usd is not None
+        or key.monthly_budget_usd is not None
+    )
+
+
+async def admit(key, model, usage, *, prompt: tuple[str, int], body: dict) -> None:
     """Admit the request or raise; on admission `usage.reservation` holds what
-    was reserved and the response carries the key's x-ratelimit-* headers."""
-    windows = budget_windows(key, now())
-    if not (key.rpm_limit or key.tpm_limit or windows):
+    was reserved and the response carries the key's x-ratelimit-* headers.
+
+    `prompt` is the request's countable text and its number of messages. Keys
+    without limits skip the exact count: the estimate only serves records
+    whose upstream reports no usage."""
+    from gateway.tokens import count_prompt, estimate_prompt_text
+
+    if not has_limits(key):
+        usage.prompt_estimate = estimate_prompt_text(*prompt)
         return
+    prompt_tokens = usage.prompt_estimate = await count_prompt(*prompt)
+    windows = budget_windows(key, now())
     from usage.pricing import cost_usd
 
-    tokens = prompt_tokens + output_cap
+    cap = output_cap(body, model)
+    tokens = prompt_tokens + cap
     prices = model.prices
     cost = to_micros(
         cost_usd(
@@ -196,7 +215,7 @@ async def admit(key, model, usage, *, prompt_tokens: int, output_cap: int) -> No
             output_per_mtok=prices.output,
             prompt_tokens=prompt_tokens,
             cached_tokens=0,
-            completion_tokens=output_cap,
+            completion_tokens=cap,
         )
     )
     reservation = Reservation(

@@ -104,9 +104,17 @@ def items_text(items: list) -> tuple[str, int]:
     return "\n".join(parts), len(items)
 
 
+def prompt_overhead(messages: int) -> int:
+    """What OpenAI adds to a prompt's text: a few tokens per message."""
+    return 3 + MESSAGE_OVERHEAD * messages
+
+
+def estimate_prompt_text(text: str, messages: int) -> int:
+    return prompt_overhead(messages) + estimate_chars(len(text))
+
+
 async def count_prompt(text: str, messages: int) -> int:
-    """Prompt tokens as OpenAI counts them: the text plus a few per message."""
-    overhead = 3 + MESSAGE_OVERHEAD * messages
+    """Prompt tokens, counted: the text plus the per-message overhead."""
     if len(text) > THREAD_THRESHOLD:
-        return overhead + await asyncio.to_thread(count_text, text)
-    return overhead + count_text(text)
+        return prompt_overhead(messages) + await asyncio.to_thread(count_text, text)
+    return prompt_overhead(messages) + count_text(text)

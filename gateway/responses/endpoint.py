@@ -34,7 +34,7 @@ from gateway.responses.translate import (
     to_response,
 )
 from gateway.routing import open_route
-from gateway.tokens import count_prompt, items_text
+from gateway.tokens import items_text
 
 TERMINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
 
@@ -101,14 +101,7 @@ async def create_response(req: Request, usage: Usage) -> None:
     instructions = body.get("instructions")
     if isinstance(instructions, str):
         text, count = f"{instructions}\n{text}", count + 1
-    usage.prompt_estimate = await count_prompt(text, count)
-    await limits.admit(
-        key,
-        model,
-        usage,
-        prompt_tokens=usage.prompt_estimate,
-        output_cap=limits.output_cap(body, model),
-    )
+    await limits.admit(key, model, usage, prompt=(text, count), body=body)
     call = UpstreamCall(
         body=body,
         upstream_model="",
