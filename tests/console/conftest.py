@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+
+def call_v1(base_url: str, secret: str, model: str | None = None) -> int:
+    """The status of GET /v1/models, or of a chat completion when a model is given."""
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    data = None
+    url = f"{base_url}/v1/models"
+    if model is not None:
+        url = f"{base_url}/v1/chat/completions"
+        data = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    request = urllib.request.Request(url, data=data.encode() if data else None, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture
+def live(live):
+    """The shared server, with this test's usage records written before the
+    database is emptied: a record left behind would name a deleted account
+    and hold up the writer for the tests after it."""
+    from usage.recorder import get_recorder
+
+    yield live
+    assert get_recorder().flush(10), "usage writer did not drain"
+
+
+@pytest.fixture
+def v1():
+    return call_v1
