@@ -143,6 +143,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# The app serves /static/ itself (Django's static handler, in front of the
+# console only, never /v1): the console has a handful of small files, and
+# `make run` has no proxy. Set false when a proxy serves STATIC_ROOT.
+PUREBRIDGE_SERVE_STATIC = env_bool("PUREBRIDGE_SERVE_STATIC", default=True)
 
 LOGIN_URL = "admin:login"
 
