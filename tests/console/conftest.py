@@ -6,6 +6,12 @@ import urllib.request
 
 import pytest
 
+from tests.web import (  # noqa: F401  (fixtures)
+    _fast_password_hashing,
+    anonymous_client,
+    browser_like_client,
+)
+
 
 def call_v1(base_url: str, secret: str, model: str | None = None) -> int:
     """The status of GET /v1/models, or of a chat completion when a model is given."""
@@ -37,3 +43,31 @@ def live(live):
 @pytest.fixture
 def v1():
     return call_v1
+
+
+@pytest.fixture
+def owner(account):
+    return account.users.get()
+
+
+@pytest.fixture
+def outsider(transactional_db):
+    from accounts.models import User
+
+    return User.objects.create_user("outsider@example.com", "pw-outsider-1234")
+
+
+@pytest.fixture
+def owner_client(owner):
+    return browser_like_client(owner)
+
+
+@pytest.fixture
+def outsider_client(outsider):
+    return browser_like_client(outsider)
+
+
+@pytest.fixture
+def owner_key(make_key):
+    """A key of the owner's account, and its secret."""
+    return make_key(name="ci-runner", daily_budget_usd="5.00", rpm_limit=60)
