@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -33,10 +34,12 @@ def call_v1(base_url: str, secret: str, model: str | None = None) -> int:
 def live(live):
     """The shared server, with this test's usage records written before the
     database is emptied: a record left behind would name a deleted account
-    and hold up the writer for the tests after it."""
+    and hold up the writer for the tests after it. The gateway hands a record
+    over just after sending the response, hence the pause before the flush."""
     from usage.recorder import get_recorder
 
     yield live
+    time.sleep(0.2)
     assert get_recorder().flush(10), "usage writer did not drain"
 
 
