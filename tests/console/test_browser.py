@@ -81,6 +81,7 @@ def shot(page, name: str) -> None:
 
 def sign_up(page, email: str, password: str = "browser-pass-2026") -> None:
     page.goto("/")
+    shot(page, "landing")
     page.get_by_role("link", name="Create an account").click()
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
@@ -189,6 +190,7 @@ def test_password_reset_end_to_end_through_the_outbox(transactional_db, browser_
 
     orm(make_user)
     page.goto("/login/")
+    shot(page, "login")
     page.get_by_role("link", name="Forgot your password?").click()
     page.get_by_label("Email").fill("forgetful@example.com")
     page.get_by_role("button", name="Send reset link").click()

@@ -50,3 +50,30 @@ def test_static_files_are_served_by_the_app(live):
         assert b"htmx" in response.read(2000)
     with urllib.request.urlopen(f"{live.url}/static/css/console.css", timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/css")
+
+
+def test_another_accounts_key_gets_the_consoles_own_404_page(outsider_client, owner_key):
+    key, _ = owner_key
+
+    response = outsider_client.get(f"/keys/{key.pk}/")
+
+    assert response.status_code == 404
+    assert b"Page not found" in response.content
+    assert key.name.encode() not in response.content
+
+
+def test_a_post_without_csrf_token_explains_itself(owner_client, owner_key):
+    key, _ = owner_key
+
+    response = owner_client.post(f"/keys/{key.pk}/disable/")
+
+    assert response.status_code == 403
+    assert b"This form expired" in response.content
+
+
+def test_the_error_page_renders_without_a_request(transactional_db):
+    from django.template import loader
+
+    page = loader.get_template("500.html").render()
+
+    assert "Something went wrong" in page
