@@ -55,7 +55,10 @@ def publish(message: str) -> None:
 
 
 def _key_changed(sender, instance, **kwargs) -> None:
-    publish(f"key:{instance.lookup}")
+    # A rotated key is cached under its new and its previous lookup, and a
+    # rotation or revocation may drop a lookup that a worker still holds.
+    for lookup in sorted(instance.lookups_changed()):
+        publish(f"key:{lookup}")
 
 
 def _catalogue_changed(sender, instance, **kwargs) -> None:
