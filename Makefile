@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-APT_PACKAGES_TEST := postgresql redis-server
+APT_PACKAGES_TEST := postgresql redis-server chromium
 
 .PHONY: run test lint format bench system-deps codex clean
 

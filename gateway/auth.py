@@ -4,6 +4,10 @@ A miss reads the key from the database once; the entry lives until the key is
 changed (invalidation) or PUREBRIDGE_CACHE_TTL passes. Unknown lookups are
 cached too, briefly, so a flood of made-up keys does not become a flood of
 queries; creating a key invalidates its lookup at once.
+
+A rotated key answers to two lookups during its grace period: the new secret's
+and the previous one's. One KeyInfo is cached under both, and a change to the
+key invalidates both (and any lookup the change dropped).
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ class KeyInfo:
     id: int
     account_id: int
     name: str
+    lookup: str
     secret_hash: str
+    previous_lookup: str | None
+    previous_secret_hash: str
+    previous_valid_until: float | None  # unix time; the previous secret works until then
     is_active: bool
     expires_at: float | None  # unix time
     allowed_models: frozenset[str] | None  # None: every model
@@ -45,14 +53,24 @@ _cache: dict[str, tuple[KeyInfo | None, float]] = {}
 def _load(lookup: str) -> KeyInfo | None:
     from keys.models import ApiKey
 
-    k = ApiKey.objects.select_related("account").filter(lookup=lookup).first()
+    # Two indexed reads on a miss only; a current lookup wins over a previous one.
+    keys = ApiKey.objects.select_related("account")
+    k = keys.filter(lookup=lookup).first()
+    if k is None:
+        k = keys.filter(previous_lookup=lookup).first()
     if k is None:
         return None
     return KeyInfo(
         id=k.id,
         account_id=k.account_id,
         name=k.name,
+        lookup=k.lookup,
         secret_hash=k.secret_hash,
+        previous_lookup=k.previous_lookup,
+        previous_secret_hash=k.previous_secret_hash,
+        previous_valid_until=(
+            k.previous_valid_until.timestamp() if k.previous_valid_until else None
+        ),
         is_active=k.is_active,
         expires_at=k.expires_at.timestamp() if k.expires_at else None,
         allowed_models=frozenset(k.allowed_models) if k.allowed_models else None,
@@ -73,7 +91,29 @@ async def _key_info(lookup: str) -> KeyInfo | None:
     info = await run_db(_load, lookup)
     ttl = settings.PUREBRIDGE_CACHE_TTL if info is not None else NEGATIVE_TTL
     _cache[lookup] = (info, now + ttl)
+    if info is not None:
+        # The same entry answers the key's other lookup without another query.
+        for other in (info.lookup, info.previous_lookup):
+            if other and other != lookup:
+                _cache[other] = (info, now + ttl)
     return info
+
+
+def _expected_hash(info: KeyInfo, lookup: str) -> str | None:
+    """The hash a secret with this lookup must match, or None if none may.
+
+    The lookup is not secret, so branching on it leaks nothing; the secret
+    itself is only ever compared with hmac.compare_digest.
+    """
+    if lookup == info.lookup:
+        return info.secret_hash
+    if (
+        lookup == info.previous_lookup
+        and info.previous_valid_until is not None
+        and info.previous_valid_until > time.time()
+    ):
+        return info.previous_secret_hash
+    return None
 
 
 def invalidate_key(lookup: str) -> None:
@@ -97,7 +137,8 @@ async def authenticate(authorization: str | None) -> KeyInfo:
     if parsed is None:
         raise InvalidApiKey("Incorrect API key provided.")
     info = await _key_info(parsed.lookup)
-    if info is None or not hmac.compare_digest(key_hash(token), info.secret_hash):
+    expected = _expected_hash(info, parsed.lookup) if info is not None else None
+    if info is None or expected is None or not hmac.compare_digest(key_hash(token), expected):
         raise InvalidApiKey("Incorrect API key provided.")
     if not info.is_active:
         raise InvalidApiKey("This API key has been disabled.")

@@ -55,16 +55,21 @@ def publish(message: str) -> None:
 
 
 def _key_changed(sender, instance, **kwargs) -> None:
-    publish(f"key:{instance.lookup}")
+    # A rotated key is cached under its new and its previous lookup, and a
+    # rotation or revocation may drop a lookup that a worker still holds.
+    for lookup in sorted(instance.lookups_changed()):
+        publish(f"key:{lookup}")
 
 
 def _catalogue_changed(sender, instance, **kwargs) -> None:
     publish(CATALOGUE)
 
 
-def _account_changed(sender, instance, **kwargs) -> None:
+def _account_changed(sender, instance, created=False, **kwargs) -> None:
     # Keys carry their account's time zone (budget windows): refresh them all.
-    publish("keys")
+    # A new account has no keys yet.
+    if not created:
+        publish("keys")
 
 
 def connect_signals() -> None:

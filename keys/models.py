@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
@@ -31,12 +33,48 @@ class ApiKey(models.Model):
     monthly_budget_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     notification_email = models.EmailField(blank=True)
 
+    # Rotation: the secret replaced by the last rotation keeps working until
+    # previous_valid_until (the grace period), then never again. NULL rather
+    # than "" when there is none: the column is unique.
+    previous_lookup = models.CharField(  # noqa: DJ001
+        max_length=16, unique=True, null=True, blank=True
+    )
+    previous_secret_hash = models.CharField(max_length=64, blank=True)
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.display_prefix}…)"
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> ApiKey:
+        instance = super().from_db(*args, **kwargs)
+        instance._published_lookups = instance._lookups()
+        return instance
+
+    def _lookups(self) -> set[str]:
+        # __dict__, not attributes: a deferred field must not cost a query here.
+        return {v for v in (self.__dict__.get("lookup"), self.__dict__.get("previous_lookup")) if v}
+
+    def lookups_changed(self) -> set[str]:
+        """Every lookup a gateway cache may hold an entry for: the current ones
+        and those this instance had when loaded or last saved (a rotation drops
+        one). Remembers the current ones for the next save."""
+        current = self._lookups()
+        changed = getattr(self, "_published_lookups", set()) | current
+        self._published_lookups = current
+        return changed
+
+    @property
+    def previous_secret_valid(self) -> bool:
+        return (
+            bool(self.previous_lookup)
+            and self.previous_valid_until is not None
+            and self.previous_valid_until > timezone.now()
+        )
 
     @property
     def is_expired(self) -> bool:

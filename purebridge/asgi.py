@@ -7,9 +7,14 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purebridge.settings")
 
+from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
+if settings.PUREBRIDGE_SERVE_STATIC:
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    django_application = ASGIStaticFilesHandler(django_application)
 
 from gateway.asgi import GatewayApp  # noqa: E402
 from gateway.tokens import load_tokenizer  # noqa: E402

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "accounts",
+    "console",
     "keys",
     "gateway",
     "usage",
@@ -144,8 +145,27 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# The app serves /static/ itself (Django's static handler, in front of the
+# console only, never /v1): the console has a handful of small files, and
+# `make run` has no proxy. Set false when a proxy serves STATIC_ROOT.
+PUREBRIDGE_SERVE_STATIC = env_bool("PUREBRIDGE_SERVE_STATIC", default=True)
 
-LOGIN_URL = "admin:login"
+# Throttled logins and other console counters. Redis shares them between web
+# processes; the embedded default has one process, so memory is enough.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "pb-console",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG and not EMBEDDED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -115,7 +115,7 @@ class Command(BaseCommand):
                 [
                     "",
                     "PureBridge is starting (embedded default)",
-                    f"  Console:   {base_url}/admin/",
+                    f"  Console:   {base_url}/   (admin: {base_url}/admin/)",
                     f"  Login:     {DEMO_EMAIL} / {state['password']}",
                     f"  API base:  {base_url}/v1",
                     f"  API key:   {state['api_key']}",

@@ -1,0 +1,208 @@
+"""The docs page's copy-ready snippets, generated from this site's API base URL
+and a model id, so what a user copies works against this deployment as is.
+
+Only ever a placeholder key: a real secret is shown once, on the page that
+creates it, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+PLACEHOLDER_KEY = "sk-xxxxxxxxxxxxxxxxxxxxxxxx"
+FALLBACK_MODEL = "your-model-id"
+# `curl -D -` prints header lines ending in CRLF; names come lower-case from
+# HTTP/2 and from PureBridge, and grep -i covers servers that capitalise them.
+# Each alternative is a whole header name or a family prefix, then the colon.
+HEADER_PATTERN = (
+    "^(x-request-id|x-purebridge-request-id|openai-[a-z0-9-]+|x-ratelimit-[a-z0-9-]+|date):"
+)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    id: str
+    code: str
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _chat_curl(v1: str, model: str) -> str:
+    body = {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "Say hello from PureBridge."},
+        ],
+        "stream": True,
+    }
+    return (
+        f"curl {v1}/chat/completions \\\n"
+        f'  -H "Authorization: Bearer {PLACEHOLDER_KEY}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        f"  -d '{_json(body)}'"
+    )
+
+
+def _sse(model: str) -> str:
+    def chunk(delta: dict, finish: str | None = None) -> str:
+        payload = {
+            "id": "chatcmpl_123",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return "data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+    lines = [
+        chunk({"role": "assistant"}),
+        chunk({"content": "Hello from PureBridge."}),
+        chunk({}, "stop"),
+        "data: [DONE]",
+    ]
+    return "\n\n".join(lines)
+
+
+def _verify(v1: str, model: str) -> str:
+    body = json.dumps(
+        {"model": model, "messages": [{"role": "user", "content": "ping"}], "stream": False},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return (
+        f'export PB_API_KEY="{PLACEHOLDER_KEY}"\n'
+        'CLIENT_REQUEST_ID="pb-verify-$(date +%s)"\n'
+        f"BODY='{body}'\n\n"
+        'printf "%s" "$BODY" | shasum -a 256\n\n'
+        "# -D - prints the response headers, -o keeps the JSON body in a file\n"
+        f"curl -sS -D - -o /tmp/purebridge-verify.json {v1}/chat/completions \\\n"
+        '  -H "Authorization: Bearer $PB_API_KEY" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        '  -H "X-Client-Request-Id: $CLIENT_REQUEST_ID" \\\n'
+        '  --data-binary "$BODY" \\\n'
+        "  | tr -d '\\r' \\\n"
+        f"  | grep -Ei '{HEADER_PATTERN}'"
+    )
+
+
+def _codex(v1: str, model: str) -> str:
+    return (
+        "# ~/.codex-purebridge/config.toml  (run: CODEX_HOME=~/.codex-purebridge codex)\n"
+        'model_provider = "PureBridge"\n'
+        f"model = {json.dumps(model)}\n\n"
+        "[model_providers.PureBridge]\n"
+        'name = "PureBridge"\n'
+        f'base_url = "{v1}"\n'
+        'wire_api = "responses"\n'
+        "requires_openai_auth = true\n\n"
+        "# ~/.codex-purebridge/auth.json\n" + json.dumps({"OPENAI_API_KEY": PLACEHOLDER_KEY})
+    )
+
+
+def _opencode(v1: str, model: str) -> str:
+    config = {
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {
+            "purebridge": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "PureBridge",
+                "options": {"baseURL": v1, "apiKey": "{env:OPENAI_API_KEY}"},
+                "models": {model: {"name": model}},
+            }
+        },
+        "model": f"purebridge/{model}",
+    }
+    return _json(config)
+
+
+def _continue(v1: str, model: str) -> str:
+    return (
+        "# ~/.continue/config.yaml\n"
+        "name: PureBridge\n"
+        "version: 1.0.0\n"
+        "schema: v1\n"
+        "models:\n"
+        f"  - name: {json.dumps(model)}\n"
+        "    provider: openai\n"
+        f"    model: {json.dumps(model)}\n"
+        f"    apiBase: {v1}\n"
+        f"    apiKey: {PLACEHOLDER_KEY}\n"
+        "    roles: [chat, edit, apply]"
+    )
+
+
+def _workflows(v1: str, model: str) -> str:
+    return (
+        "# Dify: Settings > Model Provider > OpenAI-API-compatible\n"
+        f"#   Model name: {model}   API endpoint URL: {v1}   API Key: {PLACEHOLDER_KEY}\n"
+        "# n8n: OpenAI credential > Base URL: " + v1 + "\n\n"
+        "# LiteLLM proxy config.yaml\n"
+        "model_list:\n"
+        f"  - model_name: {json.dumps(model)}\n"
+        "    litellm_params:\n"
+        f"      model: {json.dumps('openai/' + model)}\n"
+        f"      api_base: {v1}\n"
+        "      api_key: os.environ/PUREBRIDGE_API_KEY"
+    )
+
+
+def docs_snippets(*, base_url: str, model: str, models: list[str]) -> dict[str, Snippet]:
+    v1 = base_url.rstrip("/") + "/v1"
+    key = PLACEHOLDER_KEY
+    codes = {
+        "chat": _chat_curl(v1, model),
+        "list_models": f'curl {v1}/models \\\n  -H "Authorization: Bearer {key}"',
+        "sse": _sse(model),
+        "verify": _verify(v1, model),
+        "models_response": _json(
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "owned_by": ""} for m in models],
+            }
+        ),
+        "env": (
+            f'export OPENAI_API_KEY="{key}"\n'
+            f'export OPENAI_BASE_URL="{v1}"\n'
+            f"export PUREBRIDGE_MODEL={json.dumps(model)}"
+        ),
+        "python": (
+            "from openai import OpenAI\n\n"
+            "client = OpenAI(\n"
+            f'    api_key="{key}",\n'
+            f'    base_url="{v1}",\n'
+            ")\n\n"
+            "response = client.chat.completions.create(\n"
+            f"    model={json.dumps(model)},\n"
+            '    messages=[{"role": "user", "content": "Say hello from PureBridge."}],\n'
+            "    stream=True,\n"
+            ")\n"
+            "for chunk in response:\n"
+            '    print(chunk.choices[0].delta.content or "", end="")'
+        ),
+        "fields": (
+            "Provider: OpenAI Compatible / Custom OpenAI\n"
+            f"Base URL: {v1}\n"
+            f"API Key: {key}\n"
+            f"Model: {model}\n"
+            "Streaming: On for interactive chat; off for header verification"
+        ),
+        "codex": _codex(v1, model),
+        "opencode": _opencode(v1, model),
+        "aider": (
+            f'export OPENAI_API_BASE="{v1}"\n'
+            f'export OPENAI_API_KEY="{key}"\n'
+            f"aider --model {json.dumps('openai/' + model)}"
+        ),
+        "continue": _continue(v1, model),
+        "cline": (
+            f"API Provider: OpenAI Compatible\nBase URL: {v1}\nAPI Key: {key}\nModel ID: {model}"
+        ),
+        "workflows": _workflows(v1, model),
+    }
+    return {
+        name: Snippet(id=f"snippet-{name.replace('_', '-')}", code=code)
+        for name, code in codes.items()
+    }

@@ -1,0 +1,51 @@
+"""Formatting for the console: money, token counts and limits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+register = template.Library()
+
+CENT = Decimal("0.01")
+
+
+@register.filter
+def usd(value: Decimal | int | float | str | None) -> str:
+    """$12.35 for whole amounts; small costs keep up to six decimals ($0.000036)."""
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(str(value))
+    if amount == 0 or abs(amount) >= 1:
+        return f"${amount.quantize(CENT):,}"
+    small = amount.quantize(Decimal("0.000001")).normalize()
+    if small == 0:
+        return "<$0.000001"
+    text = f"{small:f}"
+    if len(text.split(".")[1]) < 2:
+        text = f"{small.quantize(CENT):f}"
+    return f"${text}"
+
+
+@register.filter
+def thousands(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+@register.filter
+def limit(value: int | None) -> str:
+    return "No limit" if value is None else f"{value:,}"
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """'just now', '5 minutes ago', or 'Never'."""
+    if value is None:
+        return "Never"
+    if timezone.now() - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value)} ago"

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from keys.models import ApiKey
+
+DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+GRACE_CHOICES = [
+    ("0", "No grace period: the old secret stops working now"),
+    ("3600", "1 hour"),
+    ("86400", "24 hours"),
+    ("604800", "7 days"),
+]
+
+
+def _usd(label: str, help_text: str) -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label,
+        required=False,
+        min_value=Decimal(0),
+        max_digits=12,
+        decimal_places=2,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0", "placeholder": "No limit"}),
+    )
+
+
+def _per_minute(label: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=1,
+        widget=forms.NumberInput(attrs={"min": "1", "placeholder": "No limit"}),
+    )
+
+
+class KeyForm(forms.Form):
+    """A key's settings, for creating one and for editing one."""
+
+    name = forms.CharField(
+        max_length=100,
+        help_text="What uses this key: a tool, project or workflow.",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. codex-laptop", "autocomplete": "off"}),
+    )
+    expires_at = forms.DateTimeField(
+        label="Expires",
+        required=False,
+        input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL),
+        help_text="In your profile's time zone. Leave empty for a key that does not expire.",
+    )
+    allowed_models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tick none to allow every enabled model, including ones added later.",
+    )
+    rpm_limit = _per_minute("Requests per minute")
+    tpm_limit = _per_minute("Tokens per minute")
+    quota_usd = _usd("Total quota", "The most this key may ever spend.")
+    daily_budget_usd = _usd("Daily budget", "Resets at midnight in your time zone.")
+    monthly_budget_usd = _usd("Monthly budget", "Resets on the 1st.")
+    notification_email = forms.EmailField(
+        required=False,
+        help_text="Budget and quota alerts for this key. Empty: your profile's default.",
+    )
+
+    def __init__(self, *args, model_ids: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A model disabled since it was allowed stays listed so it can be unticked.
+        allowed = self.initial.get("allowed_models") or []
+        ids = sorted(set(model_ids) | set(allowed))
+        self.fields["allowed_models"].choices = [(i, i) for i in ids]  # type: ignore[attr-defined]
+
+    @classmethod
+    def for_key(cls, api_key: ApiKey, data=None, *, model_ids: list[str]) -> KeyForm:
+        initial = {name: getattr(api_key, name) for name in cls.base_fields}
+        return cls(data, initial=initial, model_ids=model_ids)
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data.get("expires_at")
+        unchanged = expires_at == self.initial.get("expires_at")
+        if expires_at is not None and not unchanged and expires_at <= timezone.now():
+            raise ValidationError("Choose a time in the future.", code="past")
+        return expires_at
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        daily, monthly = cleaned.get("daily_budget_usd"), cleaned.get("monthly_budget_usd")
+        if daily is not None and monthly is not None and daily > monthly:
+            self.add_error("daily_budget_usd", "The daily budget is above the monthly budget.")
+        return cleaned
+
+
+class RotateForm(forms.Form):
+    grace = forms.TypedChoiceField(
+        label="Grace period for the current secret",
+        choices=GRACE_CHOICES,
+        coerce=lambda seconds: timedelta(seconds=int(seconds)),
+        initial="3600",
+        widget=forms.RadioSelect,
+        help_text="Time to deploy the new secret before the old one is refused.",
+    )

@@ -1,0 +1,128 @@
+"""The public docs page, generated from this site's base URL and models."""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+
+import pytest
+
+from console.docs import HEADER_PATTERN, PLACEHOLDER_KEY
+
+SECRET = re.compile(r"sk-pb-[A-Za-z0-9]{48}")
+
+
+def snippet(page: str, name: str) -> str:
+    match = re.search(rf'<code id="snippet-{name}">(.*?)</code>', page, re.S)
+    assert match, f"no snippet {name}"
+    return html.unescape(match.group(1))
+
+
+@pytest.fixture
+def site(settings, make_model):
+    settings.PUREBRIDGE_API_BASE_URL = "https://api.example.test"
+    make_model("codex-auto-review")
+    make_model("gpt-5.4-mini")
+    hidden = make_model("not-public-yet")
+    hidden.enabled = False
+    hidden.save()
+
+
+def test_docs_are_public_and_built_from_this_sites_base_url_and_models(anonymous_client, site):
+    response = anonymous_client.get("/docs/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "https://api.example.test/v1" in page
+    assert "codex-auto-review" in page and "gpt-5.4-mini" in page
+    assert "not-public-yet" not in page
+    assert "api.purebridge.uk" not in page
+
+
+def test_every_snippet_uses_the_placeholder_key_never_a_real_one(owner_client, site, owner_key):
+    page = owner_client.get("/docs/").content.decode()
+
+    assert PLACEHOLDER_KEY in snippet(page, "python")
+    assert not SECRET.search(page)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["chat", "sse", "verify", "env", "python", "fields", "codex", "opencode", "aider"]
+    + ["continue", "cline", "workflows"],
+)
+def test_the_chosen_model_is_in_every_snippet(anonymous_client, site, name):
+    page = anonymous_client.get("/docs/?model=gpt-5.4-mini").content.decode()
+
+    assert "gpt-5.4-mini" in snippet(page, name)
+    assert "codex-auto-review" not in snippet(page, name)
+
+
+def test_the_codex_snippet_uses_the_responses_wire_api_and_an_auth_json(anonymous_client, site):
+    codex = snippet(anonymous_client.get("/docs/").content.decode(), "codex")
+
+    assert 'wire_api = "responses"' in codex
+    assert 'base_url = "https://api.example.test/v1"' in codex
+    assert '{"OPENAI_API_KEY": "sk-xxxxxxxxxxxxxxxxxxxxxxxx"}' in codex
+
+
+def test_an_unknown_model_falls_back_to_an_enabled_one(anonymous_client, site):
+    page = anonymous_client.get("/docs/?model=not-public-yet").content.decode()
+
+    assert "not-public-yet" not in page
+    assert '"model": "codex-auto-review"' in snippet(page, "chat")
+
+
+def test_the_model_picker_rerenders_only_the_snippets_for_htmx(anonymous_client, site):
+    response = anonymous_client.get("/docs/?model=gpt-5.4-mini", headers={"HX-Request": "true"})
+
+    page = response.content.decode()
+    assert "<html" not in page
+    assert page.lstrip().startswith('<div id="docs-content"')
+    assert "gpt-5.4-mini" in snippet(page, "env")
+
+
+def test_the_header_pattern_keeps_openai_and_ratelimit_headers():
+    headers = (
+        "HTTP/1.1 200 OK\r\ndate: Tue, 01 Dec 2026 00:00:00 GMT\r\ncontent-type: application/json\r\n"
+        "x-request-id: req_1\r\nopenai-processing-ms: 7\r\nopenai-version: 2020-10-01\r\n"
+        "x-ratelimit-limit-requests: 60\r\nx-ratelimit-remaining-tokens: 999\r\n"
+        "x-purebridge-request-id: pb-1\r\n\r\n"
+    )
+
+    kept = subprocess.run(
+        ["grep", "-Ei", HEADER_PATTERN], input=headers, capture_output=True, text=True
+    ).stdout
+
+    names = [line.split(":")[0] for line in kept.splitlines()]
+    assert names == [
+        "date",
+        "x-request-id",
+        "openai-processing-ms",
+        "openai-version",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-tokens",
+        "x-purebridge-request-id",
+    ]
+
+
+def test_the_documented_header_check_works_against_this_server(
+    live, settings, make_model, api_key, anonymous_client
+):
+    settings.PUREBRIDGE_API_BASE_URL = live.url
+    make_model("codex-auto-review")
+    command = snippet(anonymous_client.get("/docs/").content.decode(), "verify")
+
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command.replace(PLACEHOLDER_KEY, api_key)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    names = {line.split(":")[0] for line in result.stdout.splitlines() if ":" in line}
+    assert {"x-request-id", "x-purebridge-request-id", "date"} <= names
+    assert {"openai-processing-ms", "openai-version"} <= names
+    assert "\r" not in result.stdout

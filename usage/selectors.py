@@ -1,0 +1,101 @@
+"""Reads of usage records for the console, always scoped to one account.
+
+Periods are calendar days and months in the account's time zone. They are
+summed from UsageRecord (one row per request, indexed by account and by key
+with time) rather than UsageHourly: hourly buckets lag by the rollup interval
+and do not line up with midnight in zones with a half-hour offset.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.utils import timezone
+
+from accounts.models import Account
+from keys.models import ApiKey
+from usage.models import UsageRecord
+
+
+@dataclass(frozen=True)
+class Totals:
+    requests: int = 0
+    tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Summary:
+    today: Totals
+    month: Totals
+
+
+def period_starts(tz_name: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The start of today and of this month in the zone, as aware datetimes."""
+    local = (now or timezone.now()).astimezone(zoneinfo.ZoneInfo(tz_name))
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day, day.replace(day=1)
+
+
+def _records(account: Account, api_key: ApiKey | None) -> QuerySet[UsageRecord]:
+    records = UsageRecord.objects.filter(account=account)
+    return records.filter(api_key=api_key) if api_key is not None else records
+
+
+def _totals(row: dict, prefix: str) -> Totals:
+    return Totals(
+        requests=row[f"{prefix}_requests"] or 0,
+        tokens=row[f"{prefix}_tokens"] or 0,
+        cost_usd=row[f"{prefix}_cost"] or Decimal(0),
+    )
+
+
+def usage_summary(
+    *, account: Account, api_key: ApiKey | None = None, now: datetime | None = None
+) -> Summary:
+    """Requests, tokens and spend today and this month, in one query."""
+    day, month = period_starts(account.timezone, now)
+    tokens = F("prompt_tokens") + F("completion_tokens")
+    today = Q(created_at__gte=day)
+    row = (
+        _records(account, api_key)
+        .filter(created_at__gte=month)
+        .aggregate(
+            month_requests=Count("id"),
+            month_tokens=Sum(tokens),
+            month_cost=Sum("cost_usd"),
+            today_requests=Count("id", filter=today),
+            today_tokens=Sum(tokens, filter=today),
+            today_cost=Sum("cost_usd", filter=today),
+        )
+    )
+    return Summary(today=_totals(row, "today"), month=_totals(row, "month"))
+
+
+def usage_recent(
+    *, account: Account, api_key: ApiKey | None = None, limit: int = 20
+) -> list[UsageRecord]:
+    records = _records(account, api_key).select_related("api_key").order_by("-created_at")
+    return list(records[:limit])
+
+
+def spend_by_key(*, account: Account, now: datetime | None = None) -> dict[int, Totals]:
+    """This month's totals per key of the account."""
+    _, month = period_starts(account.timezone, now)
+    rows = (
+        UsageRecord.objects.filter(account=account, created_at__gte=month, api_key__isnull=False)
+        .values("api_key_id")
+        .annotate(
+            requests=Count("id"),
+            tokens=Sum(F("prompt_tokens") + F("completion_tokens")),
+            cost=Sum("cost_usd"),
+        )
+    )
+    return {
+        row["api_key_id"]: Totals(row["requests"], row["tokens"] or 0, row["cost"] or Decimal(0))
+        for row in rows
+    }
