@@ -96,6 +96,13 @@ class LocalLimiter:
                 self._spend[window.key] = (micros + reservation.cost_micros, expires)
             return Verdict("ok", 0, len(requests), used, admitted_ms=now)
 
+    def current_rate(self, key_id: int) -> tuple[int, int]:
+        since = int(time.time() * 1000) - WINDOW_MS
+        with self._lock:
+            requests = sum(1 for at in self._requests.get(key_id, ()) if at > since)
+            tokens = sum(n for at, n in self._tokens.get(key_id, ()) if at > since)
+        return requests, max(tokens, 0)
+
     def settle(self, entries) -> None:
         now = int(time.time() * 1000)
         with self._lock:

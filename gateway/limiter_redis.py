@@ -206,3 +206,16 @@ def mark_down() -> None:
 
 
 limiter = RedisLimiter()
+
+
+def current_rate(key_id: int) -> tuple[int, int]:
+    from purebridge.redis import sync_client
+
+    client = sync_client()
+    seconds, micros = client.time()
+    since = seconds * 1000 + micros // 1000 - 60_000
+    requests_key, tokens_key, _ = _keys(key_id)
+    requests = client.zcount(requests_key, f"({since}", "+inf")
+    members: list[bytes] = client.zrangebyscore(tokens_key, f"({since}", "+inf")  # type: ignore[assignment]
+    tokens = sum(int(member.rsplit(b"|", 1)[1]) for member in members)
+    return int(requests), max(tokens, 0)

@@ -296,3 +296,17 @@ def actual(entry) -> tuple[int, int]:
 
 def monotonic_ms() -> int:
     return int(time.time() * 1000)
+
+
+def current_rate(key_id: int) -> tuple[int, int]:
+    """Requests and tokens the key has used in the last minute (for the
+    console; read-only, so it may lag a request in flight)."""
+    from gateway import limiter_local, limiter_redis
+
+    if settings.REDIS_URL and limiter_redis.usable():
+        try:
+            return limiter_redis.current_rate(key_id)
+        except Exception:
+            log.warning("could not read rate windows from Redis", exc_info=True)
+            return 0, 0
+    return limiter_local.limiter.current_rate(key_id)

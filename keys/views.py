@@ -23,7 +23,7 @@ from keys.services import (
     key_set_active,
     key_update,
 )
-from usage.selectors import spend_by_key, usage_recent, usage_summary
+from usage.selectors import key_meters, spend_by_key, usage_recent, usage_summary
 
 
 def _get_key_for_user(request: HttpRequest, key_id: int) -> ApiKey:
@@ -43,7 +43,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
     account = current_account(request)
     keys = list(ApiKey.objects.filter(account=account))
     spend = spend_by_key(account=account)
-    rows = [(key, spend.get(key.pk)) for key in keys]
+    rows = [(key, spend.get(key.pk), key_meters(api_key=key)) for key in keys]
     return render(request, "keys/list.html", {"rows": rows})
 
 
@@ -73,6 +73,7 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
         "key": key,
         "summary": usage_summary(account=account, api_key=key),
         "records": usage_recent(account=account, api_key=key, limit=25),
+        "meters": key_meters(api_key=key),
     }
     return render(request, "keys/detail.html", context)
 

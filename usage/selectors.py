@@ -99,3 +99,51 @@ def spend_by_key(*, account: Account, now: datetime | None = None) -> dict[int, 
         row["api_key_id"]: Totals(row["requests"], row["tokens"] or 0, row["cost"] or Decimal(0))
         for row in rows
     }
+
+
+@dataclass(frozen=True)
+class Meter:
+    """One limit of a key and how much of it is used right now."""
+
+    label: str
+    used: Decimal | int
+    limit: Decimal | int
+    money: bool
+    resets_at: datetime | None = None
+
+    @property
+    def percent(self) -> int:
+        if not self.limit:
+            return 100 if self.used else 0
+        return min(int(self.used * 100 / self.limit), 100)
+
+    @property
+    def level(self) -> str:
+        return "full" if self.percent >= 100 else "warn" if self.percent >= 80 else "ok"
+
+
+def key_meters(*, api_key: ApiKey, now: datetime | None = None) -> list[Meter]:
+    """Live usage against each limit of the key: budgets from the usage
+    records, RPM and TPM from the limiter's current windows."""
+    from gateway.limits import MICROS, budget_windows, current_rate
+    from gateway.limits import now as clock
+    from usage.services import window_spent
+
+    labels = {"daily": "Today", "monthly": "This month", "total": "Total quota"}
+    meters = [
+        Meter(
+            labels[w.name],
+            window_spent(api_key.pk, w.start),
+            Decimal(w.limit_micros) / MICROS,
+            money=True,
+            resets_at=w.resets_at,
+        )
+        for w in budget_windows(api_key, now or clock())
+    ]
+    if api_key.rpm_limit or api_key.tpm_limit:
+        requests, tokens = current_rate(api_key.pk)
+        if api_key.rpm_limit:
+            meters.append(Meter("Requests, last minute", requests, api_key.rpm_limit, money=False))
+        if api_key.tpm_limit:
+            meters.append(Meter("Tokens, last minute", tokens, api_key.tpm_limit, money=False))
+    return meters

@@ -49,3 +49,21 @@ def ago(value: datetime | None) -> str:
     if timezone.now() - value < timedelta(minutes=1):
         return "just now"
     return f"{timesince(value)} ago"
+
+
+REASONS = {
+    "insufficient_quota": "budget used up",
+    "rate_limit_exceeded": "rate limited",
+    "client_disconnected": "client left",
+    "invalid_api_key": "bad key",
+    "model_not_found": "unknown model",
+    "upstream_error": "upstream failed",
+    "upstream_timeout": "upstream timed out",
+    "service_unavailable": "unavailable",
+}
+
+
+@register.filter
+def reason(error_type: str) -> str:
+    """A usage record's error in words."""
+    return REASONS.get(error_type, error_type.replace("_", " "))
