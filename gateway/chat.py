@@ -10,7 +10,7 @@ from gateway.accounting import Usage
 from gateway.auth import KeyInfo, authenticate
 from gateway.catalogue import Catalogue, ModelConfig, get_catalogue
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
-from gateway.http import JSON, Request
+from gateway.http import Request
 from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply
 from gateway.relay import drain
 from gateway.routing import open_route
@@ -82,13 +82,8 @@ async def _send_completion(req: Request, usage: Usage, reply: UpstreamReply, mod
     usage.take_usage(body.get("usage"))
     if not usage.reported:
         usage.completion_chars = sum(_choice_chars(c.get("message")) for c in body["choices"])
-    payload = orjson.dumps(body)
     usage.first_byte()
-    await req.start(
-        200,
-        [(b"content-type", JSON), (b"content-length", str(len(payload)).encode())] + reply.headers,
-    )
-    await req.send_body(payload)
+    await req.send_json(200, body, reply.headers)
 
 
 async def _relay(

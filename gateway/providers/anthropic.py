@@ -12,8 +12,14 @@ import time
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequest, RequestTooLarge, UpstreamError
-from gateway.providers.base import ChunkStream, RetryableError, UpstreamCall, UpstreamReply
-from gateway.providers.http import EventStream, HTTPAdapter, decode_event, error_detail
+from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
+from gateway.providers.http import (
+    EventStream,
+    HTTPAdapter,
+    UpstreamEvents,
+    decode_event,
+    error_detail,
+)
 from gateway.providers.openai import map_status
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -299,19 +305,14 @@ def to_chat_completion(message: dict) -> dict:
     }
 
 
-class AnthropicChunkStream(ChunkStream):
+class AnthropicChunkStream(UpstreamEvents):
     """Anthropic stream events as chat completion chunks."""
 
     def __init__(self, events: EventStream) -> None:
-        self._events = events
+        super().__init__(events)
         self._base: dict = {"object": "chat.completion.chunk", "created": int(time.time())}
         self._usage: dict = {}
         self._tool_index: dict[int, int] = {}  # content block index -> tool call index
-        self._done = False
-
-    @property
-    def bytes_read(self) -> int:  # type: ignore[override]
-        return self._events.bytes_read
 
     async def next(self) -> dict | None:
         while not self._done:
@@ -369,6 +370,3 @@ class AnthropicChunkStream(ChunkStream):
             error = event.get("error") or {}
             raise UpstreamError(str(error.get("message") or "The upstream failed mid-stream."))
         return None  # ping, content_block_stop, and event types added later
-
-    def close(self) -> None:
-        self._events.close()

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import aiohttp
 import orjson
 
 from gateway.catalogue import ProviderConfig
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
-from gateway.providers.base import Adapter, RetryableError, UpstreamCall, UpstreamReply
+from gateway.providers.base import (
+    Adapter,
+    ChunkStream,
+    RetryableError,
+    UpstreamCall,
+    UpstreamReply,
+)
 from gateway.sse import SSEReader
 from gateway.upstream import get_session
 
@@ -146,6 +153,23 @@ class EventStream:
 
     def close(self) -> None:
         self._response.close()
+
+
+class UpstreamEvents(ChunkStream):
+    """A ChunkStream over an upstream's server-sent events; each provider's
+    subclass decodes them (`next`)."""
+
+    def __init__(self, events: EventStream, redact: Callable[[str], str] = str) -> None:
+        self._events = events
+        self._redact = redact  # for upstream messages passed on to the client
+        self._done = False
+
+    @property
+    def bytes_read(self) -> int:  # type: ignore[override]
+        return self._events.bytes_read
+
+    def close(self) -> None:
+        self._events.close()
 
 
 def decode_event(data: bytes) -> dict:

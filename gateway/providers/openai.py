@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from gateway.errors import GatewayError, RateLimited, UpstreamError, UpstreamRejected
-from gateway.providers.base import ChunkStream, RetryableError, UpstreamCall, UpstreamReply
-from gateway.providers.http import EventStream, HTTPAdapter, decode_event, error_detail, str_or_none
+from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
+from gateway.providers.http import (
+    HTTPAdapter,
+    UpstreamEvents,
+    decode_event,
+    error_detail,
+    str_or_none,
+)
 
 
 class OpenAIAdapter(HTTPAdapter):
@@ -97,18 +101,7 @@ def map_status(
     return UpstreamRejected(status, message, type=type, param=param, code=code)
 
 
-class OpenAIChunkStream(ChunkStream):
-    __slots__ = ("_events", "_done", "_redact")
-
-    def __init__(self, events: EventStream, redact: Callable[[str], str]) -> None:
-        self._events = events
-        self._done = False
-        self._redact = redact
-
-    @property
-    def bytes_read(self) -> int:  # type: ignore[override]
-        return self._events.bytes_read
-
+class OpenAIChunkStream(UpstreamEvents):
     async def next(self) -> dict | None:
         if self._done:
             return None
@@ -125,9 +118,6 @@ class OpenAIChunkStream(ChunkStream):
             raise UpstreamError(f"The upstream failed: {self._redact(error_message(chunk))}")
         return chunk
 
-    def close(self) -> None:
-        self._events.close()
-
 
 def error_message(event: dict) -> str:
     """The message of an error event, nested ({"error": {...}}) or flat."""
@@ -139,19 +129,8 @@ def error_message(event: dict) -> str:
 TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
 
 
-class ResponsesEventStream(ChunkStream):
+class ResponsesEventStream(UpstreamEvents):
     """A Responses API event stream; it ends after its terminal event."""
-
-    __slots__ = ("_events", "_done", "_redact")
-
-    def __init__(self, events: EventStream, redact: Callable[[str], str]) -> None:
-        self._events = events
-        self._done = False
-        self._redact = redact
-
-    @property
-    def bytes_read(self) -> int:  # type: ignore[override]
-        return self._events.bytes_read
 
     async def next(self) -> dict | None:
         if self._done:
@@ -165,6 +144,3 @@ class ResponsesEventStream(ChunkStream):
         if decoded.get("type") in TERMINAL_EVENTS:
             self._done = True
         return decoded
-
-    def close(self) -> None:
-        self._events.close()

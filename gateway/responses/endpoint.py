@@ -19,7 +19,7 @@ from gateway.auth import authenticate
 from gateway.catalogue import RouteConfig, get_catalogue
 from gateway.chat import SSE_HEADERS, authorize
 from gateway.errors import GatewayError, InvalidRequest, UpstreamError
-from gateway.http import JSON, Request
+from gateway.http import Request
 from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
 from gateway.providers.openai import OpenAIAdapter
 from gateway.relay import drain
@@ -189,13 +189,8 @@ async def _send(req: Request, usage: Usage, reply: UpstreamReply, plan: Plan) ->
     usage.take_responses_usage(body.get("usage"))
     if body.get("id") == plan.response_id:  # translated: PureBridge keeps the state
         await _remember(plan, body.get("output") or [])
-    payload = orjson.dumps(body)
     usage.first_byte()
-    await req.start(
-        200,
-        [(b"content-type", JSON), (b"content-length", str(len(payload)).encode())] + reply.headers,
-    )
-    await req.send_body(payload)
+    await req.send_json(200, body, reply.headers)
 
 
 def _event(event: dict) -> bytes:
