@@ -105,7 +105,11 @@ class Command(BaseCommand):
         ):
             if key is not None:
                 key.delete()
-            _, state["api_key"] = key_create(account=user.account, name="demo")
+            # Limits generous enough never to get in the way of trying things,
+            # present so responses show the x-ratelimit-* headers.
+            _, state["api_key"] = key_create(
+                account=user.account, name="demo", rpm_limit=600, tpm_limit=2_000_000
+            )
         # Kept beside the SQLite file (like the generated SECRET_KEY) so the
         # same demo credentials are printed at every start.
         state_file.write_text(json.dumps(state))
