@@ -20,16 +20,35 @@ def test_every_key_setting_can_be_given_as_an_option(make_model):
     make_model("m2")
 
     secret = create(
-        "--email", "ops@example.com", "--name", "ci", "--rpm", "60", "--tpm", "90000",
-        "--quota", "100", "--daily-budget", "5.50", "--monthly-budget", "80",
-        "--models", "m1,m2", "--expires", "2099-01-31", "--notify-email", "alerts@example.com",
+        "--email",
+        "ops@example.com",
+        "--name",
+        "ci",
+        "--rpm",
+        "60",
+        "--tpm",
+        "90000",
+        "--quota",
+        "100",
+        "--daily-budget",
+        "5.50",
+        "--monthly-budget",
+        "80",
+        "--models",
+        "m1,m2",
+        "--expires",
+        "2099-01-31",
+        "--notify-email",
+        "alerts@example.com",
     )
 
     key = ApiKey.objects.get()
     assert secret.startswith("sk-pb-")
     assert (key.rpm_limit, key.tpm_limit) == (60, 90000)
     assert (key.quota_usd, key.daily_budget_usd, key.monthly_budget_usd) == (
-        Decimal(100), Decimal("5.5"), Decimal(80),
+        Decimal(100),
+        Decimal("5.5"),
+        Decimal(80),
     )
     assert key.allowed_models == ["m1", "m2"]
     assert key.expires_at.date() == datetime(2099, 1, 31, tzinfo=UTC).date()
