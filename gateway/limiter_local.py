@@ -40,19 +40,18 @@ class LocalLimiter:
             self._spend.clear()
 
     async def admit(self, key, reservation: Reservation, windows: list[Window]) -> Verdict:
-        for _ in range(2):
-            verdict = self._admit(key, reservation, windows)
-            if verdict.status != "missing":
-                return verdict
-            window = windows[verdict.window_index]
-            from gateway.limiter_redis import spent_since
+        verdict = self._admit(key, reservation, windows)
+        if verdict.status != "missing":
+            return verdict
+        from gateway.limiter_redis import spent_since
 
+        for window in windows:
             spent = await run_db(spent_since, key.id, window)
             with self._lock:
                 if self._current(window.key) is None:
                     expires = time.time() + window.ttl if window.ttl else None
                     self._spend[window.key] = (spent, expires)
-        return verdict
+        return self._admit(key, reservation, windows)
 
     def _current(self, name: str) -> int | None:
         entry = self._spend.get(name)
@@ -69,16 +68,21 @@ class LocalLimiter:
             requests = self._requests.setdefault(key.id, deque())
             while requests and requests[0] <= now - WINDOW_MS:
                 requests.popleft()
-            if rpm and len(requests) >= rpm:
-                return Verdict("rpm", requests[0] + WINDOW_MS - now, len(requests), admitted_ms=now)
             tokens = self._tokens.setdefault(key.id, [])
             expired = bisect.bisect_right(tokens, (now - WINDOW_MS, float("inf")))
             used = self._token_sums.get(key.id, 0) - sum(n for _, n in tokens[:expired])
             del tokens[:expired]
             self._token_sums[key.id] = used
+            if rpm and len(requests) >= rpm:
+                retry = requests[0] + WINDOW_MS - now
+                return Verdict(
+                    "rpm", retry, len(requests), used, admitted_ms=now, rpm_limit=rpm, tpm_limit=tpm
+                )
             if tpm and used + reservation.tokens > tpm:
                 retry = tokens[0][0] + WINDOW_MS - now if tokens else WINDOW_MS
-                return Verdict("tpm", retry, len(requests), used, admitted_ms=now)
+                return Verdict(
+                    "tpm", retry, len(requests), used, admitted_ms=now, rpm_limit=rpm, tpm_limit=tpm
+                )
             for index, window in enumerate(windows):
                 spent = self._current(window.key)
                 if spent is None:
@@ -94,7 +98,9 @@ class LocalLimiter:
             for window in windows:
                 micros, expires = self._spend[window.key]
                 self._spend[window.key] = (micros + reservation.cost_micros, expires)
-            return Verdict("ok", 0, len(requests), used, admitted_ms=now)
+            return Verdict(
+                "ok", 0, len(requests), used, admitted_ms=now, rpm_limit=rpm, tpm_limit=tpm
+            )
 
     def current_rate(self, key_id: int) -> tuple[int, int]:
         since = int(time.time() * 1000) - WINDOW_MS

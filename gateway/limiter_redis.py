@@ -27,10 +27,6 @@ local requests, used = 0, 0
 if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
   requests = redis.call('ZCARD', KEYS[1])
-  if requests >= rpm then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    return {'rpm', tonumber(oldest[2]) + window - now, requests, 0, -1, 0, now}
-  end
 end
 if tpm > 0 then
   local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - window)
@@ -43,6 +39,12 @@ if tpm > 0 then
     redis.call('DECRBY', KEYS[3], expired)
   end
   used = tonumber(redis.call('GET', KEYS[3]) or '0')
+end
+if rpm > 0 and requests >= rpm then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {'rpm', tonumber(oldest[2]) + window - now, requests, used, -1, 0, now}
+end
+if tpm > 0 then
   if used + tokens > tpm then
     local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     local retry = window
@@ -51,7 +53,7 @@ if tpm > 0 then
   end
 end
 for i = 1, nwin do
-  local spent = redis.call('GET', KEYS[3 + i])
+  local spent = redis.call('HGET', KEYS[3 + i], 'spent')
   if not spent then return {'missing', 0, requests, used, i - 1, 0, now} end
   if tonumber(spent) + cost > tonumber(ARGV[6 + i]) then
     return {'budget', 0, requests, used, i - 1, tonumber(spent), now}
@@ -69,28 +71,50 @@ if tpm > 0 then
   redis.call('PEXPIRE', KEYS[3], window)
   used = used + tokens
 end
-for i = 1, nwin do redis.call('INCRBY', KEYS[3 + i], cost) end
+for i = 1, nwin do redis.call('HINCRBY', KEYS[3 + i], 'spent', cost) end
 return {'ok', 0, requests, used, -1, 0, now}
 """
 
 # KEYS: tokens zset, tokens sum, then the windows. ARGV: admitted at (ms),
-# request id, token correction, cost correction. A correction of a window that
-# has since expired, or a counter that was lost, is skipped: a lost counter is
-# rebuilt from the usage records, which include this one.
+# request id, token correction, real cost, reserved cost (micros).
+# A budget counter is a hash: `spent`, and `rebuilt`, when it was (re)built from
+# the usage records. Built before the request was admitted, it holds the
+# reservation: add the correction. Built after, while the request was in
+# flight, it holds neither the reservation nor (the record was not written yet)
+# the real cost: add the real cost. A counter that is gone is skipped: it will
+# be rebuilt from the records, this one included.
 SETTLE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dtokens, dcost = tonumber(ARGV[3]), tonumber(ARGV[4])
-if dtokens ~= 0 and tonumber(ARGV[1]) > now - 60000 and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2] .. ':settle|' .. dtokens)
+local admitted, dtokens = tonumber(ARGV[1]), tonumber(ARGV[3])
+local cost, reserved = tonumber(ARGV[4]), tonumber(ARGV[5])
+if dtokens ~= 0 and admitted > now - 60000 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('ZADD', KEYS[1], admitted, ARGV[2] .. ':settle|' .. dtokens)
   redis.call('INCRBY', KEYS[2], dtokens)
 end
-if dcost ~= 0 then
+if reserved > 0 then
   for i = 3, #KEYS do
-    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], dcost) end
+    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
+    if rebuilt then
+      if tonumber(rebuilt) <= admitted then
+        redis.call('HINCRBY', KEYS[i], 'spent', cost - reserved)
+      else
+        redis.call('HINCRBY', KEYS[i], 'spent', cost)
+      end
+    end
   end
 end
 return 0
+"""
+
+# KEYS: the counter. ARGV: spent (micros), seconds to keep it (0: always).
+REBUILD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'rebuilt', now)
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 1
 """
 
 
@@ -125,13 +149,16 @@ class RedisLimiter:
             len(windows),
             *[w.limit_micros for w in windows],
         ]
-        for _ in range(2):
-            raw = await script(keys=_keys(key.id) + [w.key for w in windows], args=argv)
-            verdict = _verdict(raw)
-            if verdict.status != "missing":
-                return verdict
-            # A counter the window has not seen yet, or one Redis lost.
-            await rebuild(client, key.id, windows[verdict.window_index])
+        raw = await script(keys=_keys(key.id) + [w.key for w in windows], args=argv)
+        verdict = _verdict(raw)
+        if verdict.status == "missing":
+            # A window not seen yet, or counters Redis lost: rebuild them all
+            # from the usage records, then decide again.
+            for window in windows:
+                await rebuild(client, key.id, window)
+            verdict = _verdict(
+                await script(keys=_keys(key.id) + [w.key for w in windows], args=argv)
+            )
         return verdict
 
     def settle(self, entries) -> None:
@@ -150,7 +177,8 @@ class RedisLimiter:
                         r.admitted_ms,
                         r.request_id,
                         tokens - r.tokens if r.tokens else 0,
-                        cost - r.cost_micros if r.cost_micros else 0,
+                        cost,
+                        r.cost_micros,
                     ],
                     client=pipe,
                 )
@@ -185,8 +213,9 @@ def spent_since(key_id: int, window: Window) -> int:
 
 async def rebuild(client, key_id: int, window: Window) -> None:
     spent = await run_db(spent_since, key_id, window)
-    # NX: another worker may have rebuilt it (and admitted requests) meanwhile.
-    await client.set(window.key, spent, nx=True, ex=window.ttl)
+    # Only if still missing: another worker may have rebuilt it (and admitted
+    # requests) meanwhile.
+    await limiter._script(client, REBUILD)(keys=[window.key], args=[spent, window.ttl or 0])
 
 
 class _Health:
@@ -197,6 +226,11 @@ def usable() -> bool:
     """False for a second after Redis failed, so a dead Redis costs one
     timeout per second per worker, not one per request."""
     return _Health.down_until <= time.monotonic()
+
+
+def mark_up() -> None:
+    """Redis answered (a health probe): use it again at once."""
+    _Health.down_until = 0.0
 
 
 def mark_down() -> None:

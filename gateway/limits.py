@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -72,7 +72,10 @@ class Verdict:
     window_index: int = -1  # for "budget" and "missing"
     spent_micros: int = 0
     admitted_ms: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
+    # The limits this backend enforced, when not the key's own (a worker's
+    # share of them while Redis is down).
+    rpm_limit: int = 0
+    tpm_limit: int = 0
 
 
 def to_micros(usd: Decimal) -> int:
@@ -128,14 +131,17 @@ def _duration(ms: int) -> str:
 
 def ratelimit_headers(key, verdict: Verdict, tokens: int) -> dict[str, str]:
     headers = {}
-    if key.rpm_limit:
-        headers["x-ratelimit-limit-requests"] = str(key.rpm_limit)
-        headers["x-ratelimit-remaining-requests"] = str(max(key.rpm_limit - verdict.requests, 0))
-        headers["x-ratelimit-reset-requests"] = _duration(verdict.retry_after_ms or WINDOW_MS)
-    if key.tpm_limit:
-        headers["x-ratelimit-limit-tokens"] = str(key.tpm_limit)
-        headers["x-ratelimit-remaining-tokens"] = str(max(key.tpm_limit - verdict.tokens, 0))
-        headers["x-ratelimit-reset-tokens"] = _duration(verdict.retry_after_ms or WINDOW_MS)
+    reset = _duration(verdict.retry_after_ms or WINDOW_MS)
+    rpm = verdict.rpm_limit or key.rpm_limit
+    tpm = verdict.tpm_limit or key.tpm_limit
+    if rpm:
+        headers["x-ratelimit-limit-requests"] = str(rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(rpm - verdict.requests, 0))
+        headers["x-ratelimit-reset-requests"] = reset
+    if tpm:
+        headers["x-ratelimit-limit-tokens"] = str(tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(tpm - verdict.tokens, 0))
+        headers["x-ratelimit-reset-tokens"] = reset
     return headers
 
 

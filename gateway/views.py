@@ -63,6 +63,9 @@ async def _redis_state() -> str:
     try:
         async with asyncio.timeout(1.0):
             await async_client().ping()
+        from gateway.limiter_redis import mark_up
+
+        mark_up()
         return "ok"
     except Exception:
         return "unreachable"

@@ -1,0 +1,253 @@
+"""Budget alert emails: one per threshold and window, however many checks run,
+in this process or on real Celery workers."""
+
+from __future__ import annotations
+
+import email
+import itertools
+import os
+import re
+import subprocess
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.helpers import post_chat, wait_for
+from tests.limits.support import BIN, INPUT, PROMPT, ROOT, _stop, chat, database_url
+from usage.models import BudgetAlert, UsageRecord
+from usage.services import budget_alerts_send
+from usage.tasks import check_budget_alerts
+
+RECIPIENT = "alerts@example.com"
+_ids = itertools.count(1)
+
+
+class Workers:
+    """Real `celery -A purebridge worker` processes on the test database and the
+    test Redis, sending email to files (one file per email sent)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.mail = directory / "mail"
+        self.mail.mkdir()
+        self.processes: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+
+    def start(self, count: int) -> Workers:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": "tests.limits.worker_settings",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(self.mail),
+            "PUREBRIDGE_CONSOLE_URL": settings.PUREBRIDGE_CONSOLE_URL,
+        }
+        for _ in range(count):
+            n = len(self.processes)
+            log = self.directory / f"worker-{n}.log"
+            command = [
+                str(BIN / "celery"),
+                "-A",
+                "purebridge",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--hostname",
+                f"limits-{os.getpid()}-{n}@%h",
+            ]
+            with log.open("wb") as out:
+                self.processes.append(
+                    subprocess.Popen(
+                        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                    )
+                )
+            self.logs.append(log)
+        ready = wait_for(lambda: all(" ready." in self._read(log) for log in self.logs), 60)
+        assert ready, self.tail()
+        return self
+
+    def _read(self, log: Path) -> str:
+        return log.read_text(errors="replace") if log.exists() else ""
+
+    def tail(self) -> str:
+        return "\n".join(self._read(log)[-3000:] for log in self.logs)
+
+    def results(self, task_ids: list[str]) -> dict[str, str]:
+        """What each of these tasks returned, for those that have finished."""
+        text = "".join(self._read(log) for log in self.logs)
+        found = {}
+        for task_id in task_ids:
+            match = re.search(rf"\[{task_id}\] succeeded in [\d.]+s: (\S+)", text)
+            if match:
+                found[task_id] = match.group(1)
+        return found
+
+    def wait(self, task_ids: list[str]) -> dict[str, str]:
+        done = wait_for(lambda: len(self.results(task_ids)) == len(task_ids), timeout=30)
+        assert done, self.tail()
+        return self.results(task_ids)
+
+    def emails(self) -> list[email.message.Message]:
+        messages = []
+        for path in sorted(self.mail.iterdir()):
+            for raw in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
+                if raw.strip():
+                    messages.append(email.message_from_bytes(raw.lstrip(b"\n")))
+        return messages
+
+    def stop(self) -> None:
+        for process in self.processes:
+            _stop(process, timeout=15)
+
+
+@pytest.fixture
+def workers(transactional_db, tmp_path):
+    running = Workers(tmp_path)
+    yield running
+    running.stop()
+
+
+def spend(key, usd: str) -> None:
+    """A request the key made today, as the usage writer records it."""
+    UsageRecord.objects.create(
+        created_at=datetime.now(UTC),
+        request_id=f"pb-alerts-{os.getpid()}-{next(_ids)}",
+        endpoint="chat.completions",
+        status=200,
+        account_id=key.account_id,
+        api_key=key,
+        model="flat",
+        cost_usd=Decimal(usd),
+    )
+
+
+def claimed(key) -> set[tuple[str, int]]:
+    return set(BudgetAlert.objects.filter(api_key=key).values_list("window", "threshold"))
+
+
+def test_crossing_80_percent_through_the_gateway_mails_once_however_often_checked(
+    live, http, make_key, make_model, workers
+):
+    """One answer costs $0.808 of a $1.00 daily budget: it crosses 50% and 80%
+    at once, and the owner gets one email, about 80%. The usage writer asks a
+    real worker to check; two more checks of the same crossing send nothing."""
+    workers.start(1)
+    make_model("pricey", f"fake?prompt={PROMPT}&tokens=8", input=INPUT, output="100000")
+    key, secret = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+
+    assert post_chat(http, secret, chat("pricey", max_tokens=9)).status_code == 200
+
+    assert wait_for(lambda: len(workers.emails()) == 1, timeout=30), workers.tail()
+    again = [check_budget_alerts.delay(key.id).id for _ in range(2)]
+    assert set(workers.wait(again).values()) == {"0"}
+    [message] = workers.emails()
+    assert message["To"] == RECIPIENT
+    assert "80%" in message["Subject"]
+    assert claimed(key) == {("daily", 50), ("daily", 80)}
+
+
+def test_two_workers_checking_one_crossing_at_once_mail_once(make_key, workers):
+    workers.start(2)
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.85")
+
+    tasks = [check_budget_alerts.delay(key.id).id for _ in range(6)]
+
+    results = workers.wait(tasks)
+    assert sorted(results.values()) == ["0"] * 5 + ["1"]
+    assert len(workers.emails()) == 1
+    assert claimed(key) == {("daily", 50), ("daily", 80)}
+
+
+def test_two_concurrent_checks_in_one_process_mail_once(make_key, mailoutbox):
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.85")
+    start = threading.Barrier(2)
+    sent: list[int] = []
+
+    def check() -> None:
+        try:
+            start.wait(5)
+            sent.append(budget_alerts_send(key_id=key.id))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=check) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+
+    assert sorted(sent) == [0, 1]
+    assert len(mailoutbox) == 1
+
+
+def test_the_same_crossing_checked_twice_mails_once(make_key, mailoutbox):
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.85")
+
+    assert budget_alerts_send(key_id=key.id) == 1
+    assert budget_alerts_send(key_id=key.id) == 0
+    assert len(mailoutbox) == 1
+
+
+def test_the_next_threshold_gets_its_own_email(make_key, mailoutbox):
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.60")
+    budget_alerts_send(key_id=key.id)
+    spend(key, "0.25")
+
+    assert budget_alerts_send(key_id=key.id) == 1
+    assert ["50%" in m.subject for m in mailoutbox] == [True, False]
+    assert "80%" in mailoutbox[1].subject
+
+
+def test_the_alert_names_the_key_window_spend_and_limit_and_links_to_the_key(make_key, mailoutbox):
+    key, secret = make_key(
+        name="nightly agent", daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT
+    )
+    spend(key, "0.85")
+
+    budget_alerts_send(key_id=key.id)
+
+    [message] = mailoutbox
+    html = message.alternatives[0][0]
+    assert message.to == [RECIPIENT]
+    assert message.subject == '[PureBridge] Key "nightly agent" has used 80% of its daily budget'
+    today = datetime.now(UTC).date().isoformat()
+    link = f"{settings.PUREBRIDGE_CONSOLE_URL}/keys/{key.id}/"
+    for body in (message.body, html):
+        assert "nightly agent" in body
+        assert key.display_prefix in body
+        assert "daily budget" in body
+        assert f"$0.85</strong> of $1.00 ({today})" in body or f"$0.85 of $1.00 ({today})" in body
+        assert link in body
+    secret_part = secret[len(key.display_prefix) :]
+    for text in (message.subject, message.body, html):
+        assert secret not in text
+        assert secret_part not in text
+
+
+def test_the_alert_goes_to_the_account_or_its_owner_without_a_key_email(
+    account, make_key, mailoutbox
+):
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"))
+    spend(key, "0.85")
+    budget_alerts_send(key_id=key.id)
+    account.notification_email = "team@example.com"
+    account.save()
+    other, _ = make_key(name="other", daily_budget_usd=Decimal("1.00"))
+    spend(other, "0.85")
+    budget_alerts_send(key_id=other.id)
+
+    assert [m.to for m in mailoutbox] == [["owner@example.com"], ["team@example.com"]]
