@@ -9,21 +9,31 @@ import weakref
 import redis
 import redis.asyncio
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry
+
+# A pooled connection that broke (Redis restarted) fails its next command;
+# retry that once on a fresh connection instead of taking Redis for down.
+_OPTIONS: dict = {
+    "socket_timeout": 2,
+    "socket_connect_timeout": 2,
+    "retry": Retry(NoBackoff(), 1),
+    "retry_on_error": [ConnectionError, TimeoutError],
+}
 
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @functools.cache
 def sync_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return redis.Redis.from_url(settings.REDIS_URL, **_OPTIONS)
 
 
 def async_client() -> redis.asyncio.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, **_OPTIONS)
         _async_clients[loop] = client
     return client

@@ -168,7 +168,8 @@ def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: d
         "threshold": max(fresh),
         "spent": spent.quantize(Decimal("0.01")),
         "limit": limit.quantize(Decimal("0.01")),
-        "resets_at": window.resets_at,
+        # In the account's time zone, as the window itself.
+        "resets_at": window.resets_at.strftime("%Y-%m-%d %H:%M %Z") if window.resets_at else "",
         "key_url": f"{settings.PUREBRIDGE_CONSOLE_URL}/keys/{key.id}/",
     }
     subject = render_to_string("usage/email/budget-alert-subject.txt", context).strip()

@@ -42,7 +42,6 @@ class Workers:
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
-            "DJANGO_SETTINGS_MODULE": "tests.limits.worker_settings",
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(self.mail),
             "PUREBRIDGE_CONSOLE_URL": settings.PUREBRIDGE_CONSOLE_URL,
