@@ -1,0 +1,285 @@
+"""The load generator of benchmarks/run.py: an aiohttp client on uvloop.
+
+It runs in its own process, so its CPU is never counted as the gateway's, and
+is driven by run.py over stdin/stdout, one JSON object per line:
+
+    -> {"op": "phase", "name": ..., "url": ..., "headers": {...}, "body": {...},
+        "stream": bool, "concurrency": C, "requests": N, "warmup": W,
+        "timeout_s": T, "deadline_s": D, "ramp_s": R}
+    <- {"event": "ready", "name": ...}          warm-up done, connections open
+    -> {"op": "go"}
+    <- {"event": "done", "name": ..., "result": {...}}
+    -> {"op": "quit"}
+
+A phase keeps C requests in flight until N have been made (C == N: all at
+once; with R > 0 the C clients start evenly spread over R seconds). The warm-up runs W requests first on the same connection pool, so
+the measured part starts with open keep-alive connections; run.py samples CPU
+between "ready" and "go". Every request has a timeout and every phase a
+deadline, so nothing here can run unbounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import resource
+import sys
+import time
+
+import aiohttp
+import orjson
+import uvloop
+
+DONE = b"data: [DONE]"
+MAX_ERROR_SAMPLES = 5
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def summarise(values: list[float]) -> dict:
+    values = sorted(values)
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": values[-1] if values else None,
+        "min": values[0] if values else None,
+        "mean": sum(values) / len(values) if values else None,
+    }
+
+
+class Phase:
+    def __init__(self, spec: dict) -> None:
+        self.name: str = spec["name"]
+        self.url: str = spec["url"]
+        self.headers: dict = spec["headers"]
+        self.payload: bytes = orjson.dumps(spec["body"])
+        self.stream: bool = bool(spec.get("stream"))
+        self.concurrency: int = int(spec["concurrency"])
+        self.requests: int = int(spec["requests"])
+        self.warmup: int = int(spec.get("warmup", 0))
+        self.timeout = aiohttp.ClientTimeout(total=float(spec.get("timeout_s", 60)))
+        self.deadline_s: float = float(spec.get("deadline_s", 300))
+        self.latencies: list[float] = []
+        self.ttfts: list[float] = []
+        self.chunks: list[int] = []
+        self.failures = 0
+        self.statuses: dict[str, int] = {}
+        self.error_samples: list[str] = []
+        self.ramp_s: float = float(spec.get("ramp_s", 0))
+        self.open_streams = 0  # answered (headers in), not finished
+        self.peak_open = 0
+        self.in_flight = 0  # sent, not finished
+        self.peak_in_flight = 0
+
+    def _fail(self, why: str) -> None:
+        self.failures += 1
+        self.statuses[why] = self.statuses.get(why, 0) + 1
+        if len(self.error_samples) < MAX_ERROR_SAMPLES:
+            self.error_samples.append(why)
+
+    async def one(self, session: aiohttp.ClientSession, record: bool) -> None:
+        started = time.perf_counter()
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            async with session.post(
+                self.url, data=self.payload, headers=self.headers, timeout=self.timeout
+            ) as response:
+                if response.status != 200:
+                    body = await response.read()
+                    if record:
+                        self._fail(f"HTTP {response.status}: {body[:200]!r}")
+                    return
+                if not self.stream:
+                    body = await response.read()
+                    elapsed = time.perf_counter() - started
+                    if not body.startswith(b"{"):
+                        if record:
+                            self._fail(f"not JSON: {body[:80]!r}")
+                        return
+                    if record:
+                        self.latencies.append(elapsed * 1000)
+                    return
+                self.open_streams += 1
+                self.peak_open = max(self.peak_open, self.open_streams)
+                try:
+                    ttft, chunks, complete = await _read_stream(response.content, started)
+                finally:
+                    self.open_streams -= 1
+                elapsed = time.perf_counter() - started
+                if not complete:
+                    if record:
+                        self._fail("stream ended without [DONE]")
+                    return
+                if ttft is None:
+                    if record:
+                        self._fail("stream had no content chunk")
+                    return
+                if record:
+                    self.latencies.append(elapsed * 1000)
+                    self.ttfts.append(ttft * 1000)
+                    self.chunks.append(chunks)
+        except TimeoutError:
+            if record:
+                self._fail("client timeout")
+        except (aiohttp.ClientError, OSError) as exc:
+            if record:
+                self._fail(f"{type(exc).__name__}: {exc}"[:200])
+        finally:
+            self.in_flight -= 1
+
+    async def run(self, session: aiohttp.ClientSession, total: int, record: bool) -> float:
+        """Keep `concurrency` requests in flight until `total` were made; wall seconds."""
+        issued = 0
+        self.peak_open = self.open_streams
+        self.peak_in_flight = self.in_flight
+
+        workers_n = min(self.concurrency, total)
+
+        async def worker(k: int) -> None:
+            nonlocal issued
+            if record and self.ramp_s:
+                await asyncio.sleep(k * self.ramp_s / workers_n)
+            while issued < total:
+                issued += 1
+                await self.one(session, record)
+
+        started = time.perf_counter()
+        workers = [asyncio.create_task(worker(k)) for k in range(workers_n)]
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                await asyncio.gather(*workers)
+        except TimeoutError:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if record:
+                missing = total - len(self.latencies) - self.failures
+                for _ in range(max(missing, 0)):
+                    self._fail("phase deadline reached")
+        return time.perf_counter() - started
+
+    def result(self, wall: float) -> dict:
+        ok = len(self.latencies)
+        return {
+            "requests": self.requests,
+            "concurrency": self.concurrency,
+            "ok": ok,
+            "failures": self.failures,
+            "failure_kinds": self.statuses,
+            "error_samples": self.error_samples,
+            "wall_s": wall,
+            "ramp_s": self.ramp_s,
+            "peak_open_streams": self.peak_open if self.stream else None,
+            "peak_in_flight": self.peak_in_flight,
+            "throughput_rps": ok / wall if wall > 0 else None,
+            "latency_ms": summarise(self.latencies),
+            "ttft_ms": summarise(self.ttfts) if self.stream else None,
+            "chunks_per_stream": summarise([float(c) for c in self.chunks])
+            if self.stream
+            else None,
+        }
+
+
+async def _read_stream(
+    content: aiohttp.StreamReader, started: float
+) -> tuple[float | None, int, bool]:
+    """Read an SSE body as it arrives: (time to first content, events, saw [DONE]).
+
+    Reads whatever bytes are there (no per-line Python work), and parses JSON
+    only until the first content chunk, so the client stays cheap next to the
+    servers it measures.
+    """
+    ttft: float | None = None
+    events = 0
+    pending = b""  # unparsed bytes, kept only until the first content chunk
+    tail = b""  # the end of the previous read, for a [DONE] split across reads
+    async for data in content.iter_any():
+        events += data.count(b"\n\n")
+        if ttft is None:
+            pending += data
+            *complete, pending = pending.split(b"\n\n")
+            for event in complete:
+                if event.startswith(b"data: {") and _has_content(event):
+                    ttft = time.perf_counter() - started
+                    pending = b""
+                    break
+        window = tail + data
+        if DONE in window:
+            return ttft, events - 1, True
+        tail = window[-len(DONE) :]
+    return ttft, events, False
+
+
+def _has_content(line: bytes) -> bool:
+    """True when an SSE data line carries a non-empty delta.content."""
+    if b'"content"' not in line:
+        return False
+    try:
+        chunk = orjson.loads(line[6:])
+    except orjson.JSONDecodeError:
+        return False
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            return True
+    return False
+
+
+async def read_command() -> dict:
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if not line:
+        return {"op": "quit"}
+    return json.loads(line)
+
+
+async def main() -> None:
+    while True:
+        command = await read_command()
+        if command["op"] == "quit":
+            return
+        if command["op"] != "phase":
+            emit({"event": "error", "message": f"unknown op {command['op']!r}"})
+            continue
+        phase = Phase(command)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
+        async with aiohttp.ClientSession(
+            connector=connector,
+            skip_auto_headers=("User-Agent",),
+            timeout=aiohttp.ClientTimeout(total=None),
+        ) as session:
+            if phase.warmup:
+                await phase.run(session, phase.warmup, record=False)
+            emit({"event": "ready", "name": phase.name})
+            go = await read_command()
+            if go["op"] != "go":
+                return
+            wall = await phase.run(session, phase.requests, record=True)
+            emit({"event": "done", "name": phase.name, "result": phase.result(wall)})
+
+
+if __name__ == "__main__":
+    raise_nofile()
+    uvloop.run(main())

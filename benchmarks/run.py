@@ -1,0 +1,1344 @@
+"""PureBridge benchmark: the gateway against the same fake upstream called directly.
+
+    make bench                                   # = scripts/with-services.sh .venv/bin/python benchmarks/run.py
+    make bench BENCH_ARGS="--quick"              # a smoke run with small counts
+    make bench BENCH_ARGS="--workers 1 --skip-slow-streams"
+    make bench BENCH_ARGS="--wait-idle 600"      # on a shared machine: wait for quiet
+
+benchmarks/README.md describes the scenarios, the options and how to read the
+numbers.
+
+One run, on this machine, in the production shape:
+
+1. the fake OpenAI upstream (tests/fake_upstream.py, uvloop, --no-record) on a
+   free loopback port;
+2. PureBridge against the DATABASE_URL / REDIS_URL that with-services.sh gives:
+   `migrate`, `loadconfig` (a generated TOML: one provider pointing at the fake,
+   one public model per scenario), `createapikey`, then gunicorn with uvicorn
+   workers on 127.0.0.1;
+3. a load generator (benchmarks/loadgen.py, aiohttp on uvloop) in its own
+   process, driven phase by phase; each phase warms up first;
+4. every scenario measured against PureBridge and against the fake upstream
+   directly, with the same body and concurrency; CPU from /proc/<pid>/stat of
+   the gunicorn workers (children of the master) and of the fake upstream;
+   PSS from /proc/<pid>/smaps_rollup;
+5. a table at the end and the same numbers in benchmarks/results/latest.json.
+
+Targets are reported, never asserted: the exit status is 0 whenever the
+benchmark itself ran. Every process started here is killed (by process group)
+in a `finally`, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import datetime as dt
+import json
+import os
+import platform
+import queue
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "benchmarks"
+RESULTS = BENCH_DIR / "results" / "latest.json"
+PYTHON = sys.executable
+HOST = "127.0.0.1"  # the only address this script ever talks to
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+TARGETS = {
+    "gateway_cpu_ms_per_request": 1.5,
+    "added_p50_c1_ms": 2.0,
+    "added_ttft_p50_c64_ms": 5.0,
+    "slow_total_p50_ms": 1500.0,
+    "slow_peak_pss_mb": 400.0,
+}
+
+# Upstream behaviour per scenario (the fake reads it from the model name).
+NONSTREAM_UPSTREAM = "fake?tokens=16"
+STREAM_UPSTREAM = "fake?tokens=20&interval_ms=25"
+SLOW_UPSTREAM = "fake?tokens=20&interval_ms=50"
+STREAM_RAMP_S = 0.5  # ~ the length of one STREAM_UPSTREAM stream
+SLOW_RAMP_S = 0.5
+PROFILED_PHASES = ("nonstream-c1/", "nonstream-c64/", "stream-c64/", "slow-streams/")
+OTHER_LOAD_WARN_PCT = 10.0  # CPU of processes outside the benchmark, % of the machine
+QUIET_PCT = 15.0  # machine busy % under which the start counts as quiet
+LIMITED_KEY_RPM = 1_000_000_000  # --limited-key: never reached, always checked
+LIMITED_KEY_TPM = 2_000_000_000
+RETRIES = 2  # with --wait-idle: how often a disturbed pair of phases is measured again
+MODELS = {
+    "bench-chat": NONSTREAM_UPSTREAM,
+    "bench-stream": STREAM_UPSTREAM,
+    "bench-slow": SLOW_UPSTREAM,
+}
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Say hello from the PureBridge benchmark."},
+]
+
+
+@dataclass
+class Counts:
+    warmup: int
+    c1: int
+    c64: int
+    streams: int
+    slow: int
+
+
+FULL = Counts(warmup=300, c1=500, c64=3000, streams=640, slow=1000)
+QUICK = Counts(warmup=60, c1=100, c64=500, streams=128, slow=200)
+
+
+# ---------------------------------------------------------------------------
+# processes
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    """In every child before exec: the hard file limit, and die with this process."""
+    raise_nofile()
+    with contextlib.suppress(Exception):
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Started:
+    name: str
+    proc: subprocess.Popen
+    log: Path | None = None
+
+
+@dataclass
+class Procs:
+    started: list[Started] = field(default_factory=list)
+
+    def spawn(
+        self, name: str, argv: list[str], log: Path | None, cpus: set[int] | None = None, **kw
+    ) -> subprocess.Popen:
+        out = open(log, "wb") if log else None  # noqa: SIM115 (closed with the process)
+
+        def setup() -> None:
+            _child_setup()
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                stdout=kw.pop("stdout", out),
+                stderr=out if out else None,
+                start_new_session=True,  # own process group: Ctrl-C reaches only us
+                preexec_fn=setup,
+                **kw,
+            )
+        finally:
+            if out:
+                out.close()
+        self.started.append(Started(name, proc, log))
+        return proc
+
+    def stop_all(self, grace: float = 8.0) -> None:
+        """SIGTERM every process group started here, then SIGKILL what is left."""
+        for s in reversed(self.started):
+            if s.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(s.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for s in reversed(self.started):
+            remaining = max(deadline - time.monotonic(), 0.05)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                s.proc.wait(remaining)
+        for s in self.started:
+            # The group too: a worker may outlive its master.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(s.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                s.proc.wait(2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {HOST}:{port} after {timeout:.0f}s")
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    assert url.startswith(f"http://{HOST}:")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# ---------------------------------------------------------------------------
+# /proc
+
+
+def proc_stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, utime+stime ticks) of a process, None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # after the comm: state(3) ppid(4) ... utime(14) stime(15)
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def cpu_ticks(pid: int) -> int:
+    stat = proc_stat(pid)
+    return stat[1] if stat else 0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                stat = proc_stat(int(entry.name))
+                if stat and stat[0] == pid:
+                    found.append(int(entry.name))
+        return sorted(found)
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, total, kernel-side) jiffies of all CPUs from /proc/stat; kernel-side is
+    irq + softirq + steal, time no process is charged for (loopback TCP is softirq)."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    parts += [0] * (8 - len(parts))
+    idle = parts[3] + parts[4]  # idle + iowait
+    total = sum(parts[:8])  # guest time is already in user
+    return total - idle, total, parts[5] + parts[6] + parts[7]
+
+
+def service_pids() -> list[int]:
+    """PostgreSQL (postmaster and backends) and Redis that with-services.sh started."""
+    pids: list[int] = []
+    work = os.environ.get("PUREBRIDGE_TEST_SERVICES_DIR")
+    if work:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            master = int((Path(work) / "pg" / "postmaster.pid").read_text().split()[0])
+            pids += [master, *children(master)]
+    port = os.environ.get("PUREBRIDGE_TEST_REDIS_PORT")
+    if port:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                cmdline = (entry / "cmdline").read_bytes()
+                if cmdline.startswith(b"redis-server") and f":{port}".encode() in cmdline:
+                    pids.append(int(entry.name))
+    return pids
+
+
+class CpuWindow:
+    """CPU used by groups of processes, and by the whole machine, between start()
+    and stop(). A group is a function giving its pids, asked at both ends (a
+    process that appears in between counts from zero). `other` is what the
+    machine spent outside every group: another job running on this machine."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.before: dict[str, dict[int, int]] = {}
+        self.machine: tuple[int, int, int] = (0, 0, 0)
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.before = {k: {p: cpu_ticks(p) for p in f()} for k, f in self.groups.items()}
+        self.machine = machine_ticks()
+        self.started = time.monotonic()
+
+    def stop(self) -> dict:
+        busy, total, kernel = machine_ticks()
+        wall = time.monotonic() - self.started
+        cpus = os.cpu_count() or 1
+        busy_ms = (busy - self.machine[0]) * 1000 / CLK_TCK
+        out: dict = {
+            "wall_s": wall,
+            "machine_busy_pct": 100.0 * (busy - self.machine[0]) / max(total - self.machine[1], 1),
+        }
+        tracked = 0.0
+        for name, fn in self.groups.items():
+            before = self.before[name]
+            pids = set(before) | set(fn())
+            # A process gone by now (0 ticks) counts nothing rather than minus its past.
+            per = {
+                p: max(cpu_ticks(p) - before.get(p, 0), 0) * 1000 / CLK_TCK for p in sorted(pids)
+            }
+            out[name] = {"cpu_ms": sum(per.values()), "per_pid_cpu_ms": per}
+            tracked += out[name]["cpu_ms"]
+        kernel_ms = (kernel - self.machine[2]) * 1000 / CLK_TCK
+        out["irq_softirq_steal"] = {
+            "cpu_ms": kernel_ms,
+            "pct_of_machine": 100.0 * kernel_ms / max(wall * 1000 * cpus, 1.0),
+        }
+        other_ms = max(busy_ms - tracked - kernel_ms, 0.0)
+        out["other"] = {
+            "cpu_ms": other_ms,
+            "pct_of_machine": 100.0 * other_ms / max(wall * 1000 * cpus, 1.0),
+        }
+        return out
+
+
+# ---------------------------------------------------------------------------
+# the load generator
+
+
+class LoadGen:
+    def __init__(self, procs: Procs, log: Path, cpus: set[int] | None = None) -> None:
+        self.proc = procs.spawn(
+            "loadgen",
+            [PYTHON, str(BENCH_DIR / "loadgen.py")],
+            log,
+            cpus=cpus,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, name="loadgen-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                self.events.put(json.loads(line))
+        self.events.put({"event": "exit"})
+
+    def send(self, obj: dict) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def wait(self, kind: str, timeout: float, tick=None) -> dict:
+        """The next event, calling `tick()` about every 100 ms while waiting."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if tick is not None:
+                tick()
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if event.get("event") == kind:
+                return event
+            raise RuntimeError(f"load generator: expected {kind}, got {event}")
+        raise RuntimeError(f"load generator: no {kind} within {timeout:.0f}s")
+
+    def quit(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.send({"op": "quit"})
+
+
+# ---------------------------------------------------------------------------
+# the benchmark
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.counts = QUICK if args.quick else FULL
+        self.procs = Procs()
+        self.tmp = Path(tempfile.mkdtemp(prefix="purebridge-bench."))
+        self.fake_port = free_port()
+        self.gw_port = free_port()
+        self.fake: subprocess.Popen | None = None
+        self.gunicorn: subprocess.Popen | None = None
+        self.loadgen: LoadGen | None = None
+        self.api_key = ""
+        self.workers: list[int] = []
+        # --pin: the web workers on their own cores, everything else on the rest.
+        self.gateway_cpus: set[int] | None = None
+        self.harness_cpus: set[int] | None = None
+        if args.pin:
+            allowed = sorted(os.sched_getaffinity(0))
+            if len(allowed) <= args.workers:
+                raise SystemExit(
+                    f"--pin needs more than {args.workers} CPUs (one per web worker and at "
+                    f"least one for the rest); this machine lets us use {len(allowed)}"
+                )
+            self.gateway_cpus = set(allowed[: args.workers])
+            self.harness_cpus = set(allowed[args.workers :])
+        self.results: dict = {}
+        self.succeeded = False  # a failed run keeps its logs in self.tmp
+
+    # -- setup --------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    def wait_for_quiet(self) -> None:
+        """Warn when other work keeps the machine busy; with --wait-idle, wait for it
+        (at most that many seconds). Called before the start and, with --wait-idle,
+        before a disturbed pair of phases is measured again: the processes started
+        here are idle then, so what keeps the machine busy is someone else."""
+        deadline = time.monotonic() + self.args.wait_idle
+        while True:
+            before = machine_ticks()
+            time.sleep(1.0)
+            after = machine_ticks()
+            busy = 100.0 * (after[0] - before[0]) / max(after[1] - before[1], 1)
+            if busy <= QUIET_PCT:
+                return
+            if time.monotonic() >= deadline:
+                self.log(
+                    f"WARNING: other work keeps the machine {busy:.0f}% busy; results will be "
+                    "disturbed (--wait-idle SECONDS waits for quiet)"
+                )
+                return
+            self.log(f"machine {busy:.0f}% busy with other work; waiting for it to settle")
+            time.sleep(2.0)
+
+    def start_fake(self) -> None:
+        self.log(f"fake upstream on {HOST}:{self.fake_port}")
+        self.fake = self.procs.spawn(
+            "fake-upstream",
+            [
+                PYTHON,
+                "-m",
+                "tests.fake_upstream",
+                "--host",
+                HOST,
+                "--port",
+                str(self.fake_port),
+                "--no-record",
+            ],
+            self.tmp / "fake-upstream.log",
+            cpus=self.harness_cpus,
+        )
+        wait_for_port(self.fake_port, self.fake, 30)
+
+    def manage(self, *argv: str) -> str:
+        proc = subprocess.run(
+            [PYTHON, "manage.py", *argv],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=_child_setup,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"manage.py {' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc.stdout
+
+    def setup_gateway(self) -> None:
+        self.log("manage.py migrate")
+        self.manage("migrate", "--noinput")
+        config = self.tmp / "bench.toml"
+        lines = [
+            "[[providers]]",
+            'name = "bench-fake"',
+            'kind = "openai"',
+            f'base_url = "http://{HOST}:{self.fake_port}/v1"',
+            'api_key = "bench"',
+        ]
+        for public, upstream in MODELS.items():
+            lines += [
+                "",
+                "[[models]]",
+                f'id = "{public}"',
+                'input_per_mtok = "1.25"',
+                'cached_input_per_mtok = "0.125"',
+                'output_per_mtok = "10.00"',
+                "[[models.routes]]",
+                'provider = "bench-fake"',
+                f'upstream_model = "{upstream}"',
+            ]
+        config.write_text("\n".join(lines) + "\n")
+        self.log(f"manage.py loadconfig {config}")
+        self.manage("loadconfig", str(config))
+        limits = []
+        if self.args.limited_key:
+            # Limits far above what a run sends: every request goes through the
+            # Redis admission script, none is refused.
+            limits = ["--rpm", str(LIMITED_KEY_RPM), "--tpm", str(LIMITED_KEY_TPM)]
+        self.log("manage.py createapikey --email bench@example.com " + " ".join(limits))
+        out = self.manage("createapikey", "--email", "bench@example.com", *limits)
+        self.api_key = out.strip().splitlines()[-1].strip()
+        if not self.api_key.startswith("sk-"):
+            raise RuntimeError(f"createapikey printed no key: {out!r}")
+
+    def start_gateway(self) -> None:
+        w = self.args.workers
+        argv = [
+            str(Path(PYTHON).parent / "gunicorn"),
+            self.args.app,
+            "-k",
+            "uvicorn_worker.UvicornWorker",
+            "-w",
+            str(w),
+            "--bind",
+            f"{HOST}:{self.gw_port}",
+            "--backlog",
+            "4096",
+            "--graceful-timeout",
+            "5",
+        ]
+        uses_conf = (ROOT / "gunicorn.conf.py").exists()
+        self.log(
+            f"gunicorn -w {w} on {HOST}:{self.gw_port}"
+            + (" (with gunicorn.conf.py)" if uses_conf else "")
+        )
+        env = dict(os.environ)
+        env.pop("PUREBRIDGE_ACCESS_LOG", None)  # production default: no access log
+        env.pop("WEB_CONCURRENCY", None)
+        env.pop("PUREBRIDGE_BIND", None)
+        self.gunicorn = self.procs.spawn(
+            "gunicorn", argv, self.tmp / "gunicorn.log", cpus=self.gateway_cpus, env=env
+        )
+        deadline = time.monotonic() + 90
+        healthy = False
+        while time.monotonic() < deadline:
+            if self.gunicorn.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.gunicorn.returncode}")
+            with contextlib.suppress(OSError):
+                status, body = http_get(f"http://{HOST}:{self.gw_port}/health")
+                healthy = healthy or status == 200
+                if status != 200:
+                    self.log(f"/health answered {status}: {body[:200]!r}")
+            self.workers = children(self.gunicorn.pid)
+            if healthy and len(self.workers) == w:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("gunicorn did not become healthy within 90s")
+        # Both workers import Django and start their lifespan; give the second a moment.
+        time.sleep(1.0)
+        self.workers = children(self.gunicorn.pid)
+        status, body = http_get(f"http://{HOST}:{self.gw_port}/health")
+        self.log(f"/health {status} {body.decode(errors='replace')} workers={self.workers}")
+
+    # -- phases -------------------------------------------------------------
+
+    def targets(self, via: str, model_public: str, upstream: str) -> tuple[str, dict, dict]:
+        if via == "gateway":
+            url = f"http://{HOST}:{self.gw_port}/v1/chat/completions"
+            auth = self.api_key
+            model = model_public
+        else:
+            url = f"http://{HOST}:{self.fake_port}/v1/chat/completions"
+            auth = "bench"
+            model = upstream
+        headers = {"Authorization": f"Bearer {auth}", "Content-Type": "application/json"}
+        return url, headers, {"model": model, "messages": MESSAGES}
+
+    def phase(
+        self,
+        name: str,
+        via: str,
+        model_public: str,
+        *,
+        stream: bool,
+        concurrency: int,
+        requests: int,
+        warmup: int,
+        timeout_s: float = 60,
+        deadline_s: float = 300,
+        settle_s: float = 0.0,
+        sample_pss: bool = False,
+        ramp_s: float = 0.0,
+    ) -> dict:
+        assert self.loadgen is not None
+        url, headers, body = self.targets(via, model_public, MODELS[model_public])
+        if stream:
+            body["stream"] = True
+        self.loadgen.send(
+            {
+                "op": "phase",
+                "name": name,
+                "url": url,
+                "headers": headers,
+                "body": body,
+                "stream": stream,
+                "concurrency": concurrency,
+                "requests": requests,
+                "warmup": warmup,
+                "timeout_s": timeout_s,
+                "deadline_s": deadline_s,
+                "ramp_s": ramp_s,
+            }
+        )
+        self.loadgen.wait("ready", deadline_s + 60)
+        self.check_workers()
+        assert self.fake is not None and self.gunicorn is not None
+        fake_pid, loadgen_pid, master = self.fake.pid, self.loadgen.proc.pid, self.gunicorn.pid
+        profilers = self.start_profilers(name) if via == "gateway" else []
+        window = CpuWindow(
+            {
+                "gateway_workers": lambda: list(self.workers),
+                "gunicorn_master": lambda: [master],
+                "fake_upstream": lambda: [fake_pid],
+                "loadgen": lambda: [loadgen_pid],
+                "postgres_redis": service_pids,
+                "bench_runner": lambda: [os.getpid()],
+                "py_spy": lambda: [p.pid for p in profilers],
+            }
+        )
+        peak = {"pss_kb": 0, "samples": 0}
+        timeline: list[tuple[float, int, int, int]] = []  # (t, worker ticks, busy, total)
+        t0 = time.monotonic()
+
+        def sample() -> None:
+            if sample_pss:
+                total = sum(pss_kb(p) for p in self.workers)
+                peak["pss_kb"] = max(peak["pss_kb"], total)
+                peak["samples"] += 1
+                busy, all_ticks, _ = machine_ticks()
+                ticks = sum(cpu_ticks(p) for p in self.workers)
+                timeline.append((time.monotonic() - t0, ticks, busy, all_ticks))
+
+        idle_pss = sum(pss_kb(p) for p in self.workers)
+        window.start()
+        self.loadgen.send({"op": "go"})
+        try:
+            done = self.loadgen.wait("done", deadline_s + 60, tick=sample)
+            # Usage records are written by a thread every 0.2 s: include that work.
+            if settle_s:
+                time.sleep(settle_s)
+            cpu = window.stop()
+        finally:
+            self.stop_profilers(name, profilers)
+        result = done["result"]
+        result["cpu"] = cpu
+        n = max(result["ok"] + result["failures"], 1)
+        result["gateway_cpu_ms_per_request"] = cpu["gateway_workers"]["cpu_ms"] / n
+        result["fake_cpu_ms_per_request"] = cpu["fake_upstream"]["cpu_ms"] / n
+        result["loadgen_cpu_ms_per_request"] = cpu["loadgen"]["cpu_ms"] / n
+        result["postgres_redis_cpu_ms_per_request"] = cpu["postgres_redis"]["cpu_ms"] / n
+        per_worker = list(cpu["gateway_workers"]["per_pid_cpu_ms"].values())
+        result["busiest_worker_share_pct"] = (
+            100.0 * max(per_worker) / sum(per_worker) if sum(per_worker) > 0 else None
+        )
+        if sample_pss:
+            result["pss"] = {
+                "idle_mb": idle_pss / 1024,
+                "peak_mb": peak["pss_kb"] / 1024,
+                "samples": peak["samples"],
+            }
+            result["cpu_timeline"] = _busiest_half_second(timeline, len(self.workers))
+        self.check_workers()
+        lat = result["latency_ms"]
+        extra = ""
+        if result.get("ttft_ms"):
+            extra = f" ttft p50={_fmt(result['ttft_ms']['p50'])}ms"
+        self.log(
+            f"{name:<28} ok={result['ok']}/{requests} fail={result['failures']} "
+            f"p50={_fmt(lat['p50'])}ms p99={_fmt(lat['p99'])}ms "
+            f"{_fmt(result['throughput_rps'], 0)} req/s{extra} "
+            f"gw-cpu={cpu['gateway_workers']['cpu_ms']:.0f}ms"
+            f"{_split(cpu['gateway_workers']['per_pid_cpu_ms'])} "
+            f"busy={cpu['machine_busy_pct']:.0f}% "
+            f"softirq={cpu['irq_softirq_steal']['pct_of_machine']:.0f}% "
+            f"other={cpu['other']['pct_of_machine']:.0f}%"
+        )
+        if result["failures"]:
+            self.log(f"  failures: {result['failure_kinds']}")
+        self.results[name] = result
+        return result
+
+    def start_profilers(self, name: str) -> list[subprocess.Popen]:
+        """py-spy on every web worker for this phase, when --profile is given."""
+        out_dir: Path | None = self.args.profile
+        if out_dir is None or not name.startswith(PROFILED_PHASES):
+            return []
+        py_spy = Path(PYTHON).parent / "py-spy"
+        if not py_spy.exists():
+            raise RuntimeError(f"--profile needs py-spy: {PYTHON} -m pip install py-spy")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = name.replace("/", "-")
+        started = []
+        for pid in self.workers:
+            argv = [str(py_spy), "record", "-p", str(pid), "-f", "raw", "-r", "200"]
+            argv += ["--threads", "-o", str(out_dir / f"{stem}-{pid}.txt")]
+            # --native needs to pause the process for each sample; otherwise do not.
+            argv.append("--native" if self.args.profile_native else "--nonblocking")
+            started.append(self.procs.spawn("py-spy", argv, out_dir / f"{stem}-{pid}.log"))
+        time.sleep(1.0)  # let py-spy attach before the measured part starts
+        for proc, pid in zip(started, self.workers, strict=True):
+            if proc.poll() is not None:
+                log = (out_dir / f"{stem}-{pid}.log").read_text(errors="replace").strip()
+                raise RuntimeError(f"py-spy on {pid} exited: {log}")
+        return started
+
+    def stop_profilers(self, name: str, profilers: list[subprocess.Popen]) -> None:
+        if not profilers:
+            return
+        for proc in profilers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        for proc in profilers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+        from pyspy_summary import report
+
+        out_dir: Path = self.args.profile
+        stem = name.replace("/", "-")
+        files = [out_dir / f"{stem}-{pid}.txt" for pid in self.workers]
+        files = [f for f in files if f.exists()]
+        text = report(files, top=40) if files else "py-spy wrote nothing"
+        (out_dir / f"{stem}.summary.txt").write_text(text + "\n")
+        self.log(f"profile of {name}: {out_dir / (stem + '.summary.txt')}")
+
+    def check_workers(self) -> None:
+        assert self.gunicorn is not None
+        now = children(self.gunicorn.pid)
+        if now != self.workers:
+            self.log(f"WARNING: gunicorn workers changed {self.workers} -> {now} (a worker died?)")
+            self.results.setdefault("warnings", []).append(
+                f"workers changed {self.workers} -> {now}"
+            )
+            self.workers = now
+
+    def run_phases(self) -> None:
+        c = self.counts
+        # General warm-up: key cache, catalogue, upstream pool, imports on first use.
+        for via in ("direct", "gateway"):
+            self.phase(
+                f"warmup/{via}",
+                via,
+                "bench-chat",
+                stream=False,
+                concurrency=16,
+                requests=c.warmup,
+                warmup=0,
+            )
+            self.phase(
+                f"warmup-stream/{via}",
+                via,
+                "bench-stream",
+                stream=True,
+                concurrency=16,
+                requests=max(c.warmup // 5, 16),
+                warmup=0,
+            )
+        self.pair(
+            "nonstream-c1", "bench-chat", stream=False, concurrency=1, requests=c.c1, warmup=50
+        )
+        self.pair(
+            "nonstream-c64",
+            "bench-chat",
+            stream=False,
+            concurrency=64,
+            requests=c.c64,
+            warmup=256,
+            settle_s=0.6,
+        )
+        self.pair(
+            "stream-c64",
+            "bench-stream",
+            stream=True,
+            concurrency=64,
+            requests=c.streams,
+            warmup=64,
+            settle_s=0.6,
+            # Spread the first 64 over one stream's length: otherwise all 64 start,
+            # end and start again together, in lock-step waves no real traffic has.
+            ramp_s=STREAM_RAMP_S,
+        )
+        if not self.args.skip_slow_streams:
+            # The client opens its streams spread over SLOW_RAMP_S (all of them are
+            # still open together: each lasts ~1 s), then once more all at once.
+            for name, ramp in (("slow-streams", SLOW_RAMP_S), ("slow-burst", 0.0)):
+                self.pair(
+                    name,
+                    "bench-slow",
+                    stream=True,
+                    concurrency=c.slow,
+                    requests=c.slow,
+                    warmup=0,
+                    timeout_s=120,
+                    deadline_s=180,
+                    settle_s=0.6,
+                    sample_pss=True,
+                    ramp_s=ramp,
+                )
+
+    def pair(self, name: str, model: str, **kw) -> None:
+        """The scenario direct, then through the gateway. With --wait-idle, a pair
+        that another job disturbed is measured again (at most RETRIES times)."""
+        for attempt in range(RETRIES + 1):
+            if self.args.wait_idle and attempt:
+                self.wait_for_quiet()
+            for via in ("direct", "gateway"):
+                pss = kw.get("sample_pss", False) and via == "gateway"
+                self.phase(f"{name}/{via}", via, model, **{**kw, "sample_pss": pss})
+            disturbed = [
+                f"{name}/{via}"
+                for via in ("direct", "gateway")
+                if self.results[f"{name}/{via}"]["cpu"]["other"]["pct_of_machine"]
+                > OTHER_LOAD_WARN_PCT
+            ]
+            if not disturbed or not self.args.wait_idle:
+                return
+            if attempt < RETRIES:
+                self.log(f"{', '.join(disturbed)} disturbed by other work; measuring again")
+                self.results.setdefault("retries", {})[name] = attempt + 1
+
+    def run(self) -> int:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purebridge.settings")
+        if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+            print(
+                "benchmarks/run.py measures the production shape: it needs DATABASE_URL and "
+                "REDIS_URL.\nRun it as `make bench` or "
+                "`scripts/with-services.sh .venv/bin/python benchmarks/run.py`.",
+                file=sys.stderr,
+            )
+            return 2
+        raise_nofile()
+        self.wait_for_quiet()
+        self.log(
+            f"{os.cpu_count()} CPUs, RLIMIT_NOFILE={resource.getrlimit(resource.RLIMIT_NOFILE)}, "
+            f"logs in {self.tmp}"
+        )
+        if self.harness_cpus:
+            self.log(
+                f"pinned: web workers on CPUs {sorted(self.gateway_cpus or ())}, the rest on "
+                f"{sorted(self.harness_cpus)}"
+            )
+            for pid in service_pids():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(pid, self.harness_cpus)
+        self.start_fake()
+        self.setup_gateway()
+        self.start_gateway()
+        self.loadgen = LoadGen(self.procs, self.tmp / "loadgen.log", cpus=self.harness_cpus)
+        self.run_phases()
+        summary = self.summary()
+        self.print_table(summary)
+        self.write_json(summary)
+        self.succeeded = True
+        return 0
+
+    # -- report -------------------------------------------------------------
+
+    def summary(self) -> dict:
+        r = self.results
+
+        def lat(name: str, key: str = "latency_ms") -> dict:
+            return (r.get(name) or {}).get(key) or {}
+
+        def added(name: str, p: str, key: str = "latency_ms") -> float | None:
+            g, d = lat(f"{name}/gateway", key).get(p), lat(f"{name}/direct", key).get(p)
+            return g - d if g is not None and d is not None else None
+
+        s: dict = {
+            "nonstream_c1": {
+                "gateway_p50_ms": lat("nonstream-c1/gateway").get("p50"),
+                "gateway_p99_ms": lat("nonstream-c1/gateway").get("p99"),
+                "direct_p50_ms": lat("nonstream-c1/direct").get("p50"),
+                "direct_p99_ms": lat("nonstream-c1/direct").get("p99"),
+                "added_p50_ms": added("nonstream-c1", "p50"),
+                "added_p99_ms": added("nonstream-c1", "p99"),
+            },
+            "nonstream_c64": {
+                "gateway_p50_ms": lat("nonstream-c64/gateway").get("p50"),
+                "gateway_p99_ms": lat("nonstream-c64/gateway").get("p99"),
+                "direct_p50_ms": lat("nonstream-c64/direct").get("p50"),
+                "direct_p99_ms": lat("nonstream-c64/direct").get("p99"),
+                "added_p50_ms": added("nonstream-c64", "p50"),
+                "added_p99_ms": added("nonstream-c64", "p99"),
+                "gateway_rps": r["nonstream-c64/gateway"]["throughput_rps"],
+                "direct_rps": r["nonstream-c64/direct"]["throughput_rps"],
+                "gateway_cpu_ms_per_request": r["nonstream-c64/gateway"][
+                    "gateway_cpu_ms_per_request"
+                ],
+                "fake_cpu_ms_per_request_via_gateway": r["nonstream-c64/gateway"][
+                    "fake_cpu_ms_per_request"
+                ],
+                "fake_cpu_ms_per_request_direct": r["nonstream-c64/direct"][
+                    "fake_cpu_ms_per_request"
+                ],
+                "loadgen_cpu_ms_per_request_via_gateway": r["nonstream-c64/gateway"][
+                    "loadgen_cpu_ms_per_request"
+                ],
+                "postgres_redis_cpu_ms_per_request_via_gateway": r["nonstream-c64/gateway"][
+                    "postgres_redis_cpu_ms_per_request"
+                ],
+                "machine_busy_pct_gateway": r["nonstream-c64/gateway"]["cpu"]["machine_busy_pct"],
+                "busiest_worker_share_pct": r["nonstream-c64/gateway"]["busiest_worker_share_pct"],
+                "failures": r["nonstream-c64/gateway"]["failures"]
+                + r["nonstream-c64/direct"]["failures"],
+            },
+            "stream_c64": {
+                "upstream": STREAM_UPSTREAM,
+                "gateway_ttft_p50_ms": lat("stream-c64/gateway", "ttft_ms").get("p50"),
+                "gateway_ttft_p99_ms": lat("stream-c64/gateway", "ttft_ms").get("p99"),
+                "direct_ttft_p50_ms": lat("stream-c64/direct", "ttft_ms").get("p50"),
+                "direct_ttft_p99_ms": lat("stream-c64/direct", "ttft_ms").get("p99"),
+                "added_ttft_p50_ms": added("stream-c64", "p50", "ttft_ms"),
+                "added_ttft_p99_ms": added("stream-c64", "p99", "ttft_ms"),
+                "gateway_cpu_ms_per_stream": r["stream-c64/gateway"]["gateway_cpu_ms_per_request"],
+                "busiest_worker_share_pct": r["stream-c64/gateway"]["busiest_worker_share_pct"],
+                "failures": r["stream-c64/gateway"]["failures"]
+                + r["stream-c64/direct"]["failures"],
+            },
+        }
+        for name, key in (("slow-streams", "slow_streams"), ("slow-burst", "slow_burst")):
+            if f"{name}/gateway" in r:
+                s[key] = _slow_summary(r[f"{name}/gateway"], r[f"{name}/direct"])
+        s["targets"] = self.verdicts(s)
+        return s
+
+    def verdicts(self, s: dict) -> dict:
+        def check(value: float | None, limit: float) -> dict:
+            return {
+                "value": value,
+                "target": limit,
+                "met": value is not None and value <= limit,
+            }
+
+        v = {
+            "gateway_cpu_ms_per_request": check(
+                s["nonstream_c64"]["gateway_cpu_ms_per_request"],
+                TARGETS["gateway_cpu_ms_per_request"],
+            ),
+            "added_p50_c1_ms": check(s["nonstream_c1"]["added_p50_ms"], TARGETS["added_p50_c1_ms"]),
+            "added_ttft_p50_c64_ms": check(
+                s["stream_c64"]["added_ttft_p50_ms"], TARGETS["added_ttft_p50_c64_ms"]
+            ),
+        }
+        slow = s.get("slow_streams")
+        if slow:
+            v["slow_all_complete"] = {
+                "value": slow["completed"],
+                "target": slow["streams"],
+                "met": slow["completed"] == slow["streams"],
+            }
+            v["slow_total_p50_ms"] = check(slow["total_p50_ms"], TARGETS["slow_total_p50_ms"])
+            v["slow_peak_pss_mb"] = check(slow["peak_worker_pss_mb"], TARGETS["slow_peak_pss_mb"])
+        return v
+
+    def print_table(self, s: dict) -> None:
+        c1, c64, st = s["nonstream_c1"], s["nonstream_c64"], s["stream_c64"]
+        t = s["targets"]
+
+        def mark(name: str) -> str:
+            if name not in t:
+                return ""
+            return "met" if t[name]["met"] else "MISSED"
+
+        rows: list[tuple[str, str, str, str, str]] = []
+
+        def row(label, gw="", direct="", added="", target="") -> None:
+            rows.append((label, gw, direct, added, target))
+
+        row("non-streaming, c=1 (ms)")
+        row(
+            "  latency p50",
+            _fmt(c1["gateway_p50_ms"]),
+            _fmt(c1["direct_p50_ms"]),
+            _signed(c1["added_p50_ms"]),
+            f"added <= 2 ms: {mark('added_p50_c1_ms')}",
+        )
+        row(
+            "  latency p99",
+            _fmt(c1["gateway_p99_ms"]),
+            _fmt(c1["direct_p99_ms"]),
+            _signed(c1["added_p99_ms"]),
+        )
+        row("non-streaming, c=64 (ms)")
+        row(
+            "  latency p50",
+            _fmt(c64["gateway_p50_ms"]),
+            _fmt(c64["direct_p50_ms"]),
+            _signed(c64["added_p50_ms"]),
+        )
+        row(
+            "  latency p99",
+            _fmt(c64["gateway_p99_ms"]),
+            _fmt(c64["direct_p99_ms"]),
+            _signed(c64["added_p99_ms"]),
+        )
+        row("  throughput (req/s)", _fmt(c64["gateway_rps"], 0), _fmt(c64["direct_rps"], 0))
+        row(
+            "  web worker CPU per request (ms)",
+            _fmt(c64["gateway_cpu_ms_per_request"], 3),
+            "",
+            "",
+            f"<= 1.5 ms: {mark('gateway_cpu_ms_per_request')}",
+        )
+        row(
+            "  fake upstream CPU per request (ms)",
+            _fmt(c64["fake_cpu_ms_per_request_via_gateway"], 3),
+            _fmt(c64["fake_cpu_ms_per_request_direct"], 3),
+        )
+        row(
+            "  PostgreSQL+Redis CPU per request (ms)",
+            _fmt(c64["postgres_redis_cpu_ms_per_request_via_gateway"], 3),
+        )
+        if self.args.workers > 1:
+            row(
+                "  busiest web worker's share of the work (%)",
+                _fmt(c64["busiest_worker_share_pct"], 0),
+            )
+        row(f"streaming, 64 streams, {st['upstream']} (ms)")
+        row(
+            "  TTFT p50",
+            _fmt(st["gateway_ttft_p50_ms"]),
+            _fmt(st["direct_ttft_p50_ms"]),
+            _signed(st["added_ttft_p50_ms"]),
+            f"added <= 5 ms: {mark('added_ttft_p50_c64_ms')}",
+        )
+        row(
+            "  TTFT p99",
+            _fmt(st["gateway_ttft_p99_ms"]),
+            _fmt(st["direct_ttft_p99_ms"]),
+            _signed(st["added_ttft_p99_ms"]),
+        )
+        row("  web worker CPU per stream (ms)", _fmt(st["gateway_cpu_ms_per_stream"], 3))
+        if self.args.workers > 1:
+            row(
+                "  busiest web worker's share of the work (%)",
+                _fmt(st["busiest_worker_share_pct"], 0),
+            )
+        for key in ("slow_streams", "slow_burst"):
+            slow = s.get(key)
+            if not slow:
+                continue
+            primary = key == "slow_streams"
+            how = f"opened over {slow['ramp_s']:g} s" if slow["ramp_s"] else "opened all at once"
+            row(f"{slow['streams']} slow streams {how}, {slow['upstream']}")
+            row(
+                "  completed",
+                f"{slow['completed']}/{slow['streams']}",
+                f"{slow['direct_completed']}/{slow['streams']}",
+                "",
+                f"all: {mark('slow_all_complete')}" if primary else "",
+            )
+            row(
+                "  peak requests in flight together",
+                str(slow["peak_in_flight"]),
+                str(slow["direct_peak_in_flight"]),
+            )
+            row(
+                "  peak streams answered and open together",
+                str(slow["peak_open_streams"]),
+                str(slow["direct_peak_open_streams"]),
+            )
+            row(
+                "  total p50 (ms)",
+                _fmt(slow["total_p50_ms"], 0),
+                _fmt(slow["direct_total_p50_ms"], 0),
+                _signed(_diff(slow["total_p50_ms"], slow["direct_total_p50_ms"]), 0),
+                f"<= 1500 ms: {mark('slow_total_p50_ms')}" if primary else "",
+            )
+            row(
+                "  total p99 (ms)",
+                _fmt(slow["total_p99_ms"], 0),
+                _fmt(slow["direct_total_p99_ms"], 0),
+                _signed(_diff(slow["total_p99_ms"], slow["direct_total_p99_ms"]), 0),
+            )
+            row(
+                "  TTFT p50 (ms)",
+                _fmt(slow["ttft_p50_ms"], 0),
+                _fmt(slow["direct_ttft_p50_ms"], 0),
+                _signed(_diff(slow["ttft_p50_ms"], slow["direct_ttft_p50_ms"]), 0),
+            )
+            row(
+                f"  peak web worker PSS (MB; {slow['idle_worker_pss_mb']:.0f} idle)",
+                _fmt(slow["peak_worker_pss_mb"], 1),
+                "",
+                "",
+                f"<= 400 MB: {mark('slow_peak_pss_mb')}" if primary else "",
+            )
+            row("  web worker CPU per stream (ms)", _fmt(slow["gateway_cpu_ms_per_stream"], 3))
+            busiest = slow.get("busiest_half_second") or {}
+            if busiest:
+                row(
+                    "  busiest 0.5 s: web workers / machine CPU (%)",
+                    f"{busiest['workers_pct_of_their_cores']:.0f} / "
+                    f"{busiest['machine_busy_pct']:.0f}",
+                )
+        if "slow_streams" not in s:
+            row("slow streams: skipped (--skip-slow-streams)")
+
+        header = ("", "gateway", "direct", "added", "target")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+        meta = self.meta()
+        print()
+        print(
+            f"PureBridge benchmark — {meta['workers']} web worker(s), {meta['cpus']} CPUs, "
+            f"{meta['when']}{' (--quick)' if self.args.quick else ''}"
+        )
+        if self.args.app != "purebridge.asgi:application":
+            print(f"app: {self.args.app}")
+        if self.args.limited_key:
+            print(f"key with RPM {LIMITED_KEY_RPM:,} and TPM {LIMITED_KEY_TPM:,} (--limited-key)")
+        line = "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w) if i < 4 else h.ljust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+        print(line)
+        print("-" * len(line))
+        for r_ in rows:
+            print(
+                "  ".join(
+                    v.ljust(w) if i in (0, 4) else v.rjust(w)
+                    for i, (v, w) in enumerate(zip(r_, widths, strict=True))
+                )
+            )
+        failures = {
+            k: v["failures"]
+            for k, v in self.results.items()
+            if isinstance(v, dict) and v.get("failures")
+        }
+        if failures:
+            print(f"\nfailed requests per phase: {failures}")
+        for warning in self.warnings():
+            print(f"WARNING: {warning}")
+        print()
+
+    def warnings(self) -> list[str]:
+        out = list(self.results.get("warnings", []))
+        for name, result in self.results.items():
+            if not isinstance(result, dict) or "cpu" not in result or name.startswith("warmup"):
+                continue
+            other = result["cpu"]["other"]["pct_of_machine"]
+            if other > OTHER_LOAD_WARN_PCT:
+                out.append(
+                    f"{name}: {other:.0f}% of the machine was busy with processes outside this "
+                    "benchmark; its numbers are disturbed"
+                )
+        return out
+
+    def meta(self) -> dict:
+        return {
+            "when": dt.datetime.now().isoformat(timespec="seconds"),
+            "workers": self.args.workers,
+            "cpus": os.cpu_count(),
+            "quick": self.args.quick,
+            "python": platform.python_version(),
+            "gunicorn_conf_py": (ROOT / "gunicorn.conf.py").exists(),
+            "app": self.args.app,
+            "limited_key": self.args.limited_key,
+            "pinned": {
+                "gateway_cpus": sorted(self.gateway_cpus or ()),
+                "harness_cpus": sorted(self.harness_cpus or ()),
+            },
+            "upstreams": MODELS,
+            "counts": vars(self.counts),
+        }
+
+    def write_json(self, summary: dict) -> None:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "meta": self.meta(),
+            "summary": summary,
+            "warnings": self.warnings(),
+            "phases": self.results,
+        }
+        RESULTS.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        self.log(f"wrote {RESULTS.relative_to(ROOT)}")
+
+    # -- teardown -----------------------------------------------------------
+
+    def close(self) -> None:
+        if self.loadgen is not None:
+            self.loadgen.quit()
+        self.procs.stop_all()
+        gunicorn_log = self.tmp / "gunicorn.log"
+        if gunicorn_log.exists():
+            errors = [
+                line
+                for line in gunicorn_log.read_text(errors="replace").splitlines()
+                if "ERROR" in line or "Traceback" in line or "CRITICAL" in line
+            ]
+            if errors:
+                self.log(f"{len(errors)} error line(s) in {gunicorn_log}; first: {errors[0]}")
+                self.succeeded = False
+        if self.succeeded:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            self.log(f"logs kept in {self.tmp}")
+
+
+def _slow_summary(g: dict, d: dict) -> dict:
+    return {
+        "upstream": SLOW_UPSTREAM,
+        "ramp_s": g["ramp_s"],
+        "streams": g["requests"],
+        "completed": g["ok"],
+        "failures": g["failures"],
+        "failure_kinds": g["failure_kinds"],
+        "peak_open_streams": g["peak_open_streams"],
+        "peak_in_flight": g["peak_in_flight"],
+        "direct_peak_in_flight": d["peak_in_flight"],
+        "total_p50_ms": g["latency_ms"]["p50"],
+        "total_p99_ms": g["latency_ms"]["p99"],
+        "ttft_p50_ms": g["ttft_ms"]["p50"],
+        "direct_completed": d["ok"],
+        "direct_peak_open_streams": d["peak_open_streams"],
+        "direct_total_p50_ms": d["latency_ms"]["p50"],
+        "direct_total_p99_ms": d["latency_ms"]["p99"],
+        "direct_ttft_p50_ms": d["ttft_ms"]["p50"],
+        "peak_worker_pss_mb": g["pss"]["peak_mb"],
+        "idle_worker_pss_mb": g["pss"]["idle_mb"],
+        "pss_samples": g["pss"]["samples"],
+        "gateway_cpu_ms_per_stream": g["gateway_cpu_ms_per_request"],
+        "machine_busy_pct": g["cpu"]["machine_busy_pct"],
+        "busiest_half_second": g.get("cpu_timeline"),
+    }
+
+
+def _busiest_half_second(timeline: list[tuple[float, int, int, int]], workers: int) -> dict:
+    """From ~100 ms samples: the web workers' and the machine's busiest 0.5 s."""
+    best = {"workers_pct_of_their_cores": 0.0, "machine_busy_pct": 0.0, "at_s": 0.0}
+    for i, (t, ticks, busy, total) in enumerate(timeline):
+        j = next((k for k in range(i, len(timeline)) if timeline[k][0] - t >= 0.5), None)
+        if j is None:
+            break
+        t2, ticks2, busy2, total2 = timeline[j]
+        used = (ticks2 - ticks) / CLK_TCK / ((t2 - t) * max(workers, 1)) * 100
+        if used > best["workers_pct_of_their_cores"]:
+            best = {
+                "workers_pct_of_their_cores": used,
+                "machine_busy_pct": 100.0 * (busy2 - busy) / max(total2 - total, 1),
+                "at_s": t,
+            }
+    return best
+
+
+def _split(per_pid: dict) -> str:
+    values = [f"{v:.0f}" for v in per_pid.values()]
+    return f" ({'/'.join(values)})" if len(values) > 1 else ""
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _signed(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:+.{digits}f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="PureBridge gateway vs fake upstream direct.")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn web workers (default 2)")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
+    parser.add_argument(
+        "--skip-slow-streams", action="store_true", help="skip the 1,000 slow streams"
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before starting, wait up to SECONDS for other work on the machine to finish",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the web workers to their own CPUs and the fake upstream, load generator, "
+        "PostgreSQL and Redis to the others (needs more CPUs than --workers)",
+    )
+    parser.add_argument(
+        "--limited-key",
+        action="store_true",
+        help="give the benchmark key (never reached) RPM and TPM limits, so that every "
+        "request also runs the Redis admission step",
+    )
+    parser.add_argument(
+        "--app",
+        default="purebridge.asgi:application",
+        help="ASGI application gunicorn serves (for experiments; default %(default)s)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run py-spy on every web worker during the gateway phases (c=1, c=64, streams, "
+        "slow streams) and write raw stacks and a text summary to DIR; slows the gateway",
+    )
+    parser.add_argument(
+        "--profile-native", action="store_true", help="with --profile: py-spy --native"
+    )
+    args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    # Even when started in the background (where the shell ignores SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
+    bench = Bench(args)
+    try:
+        return bench.run()
+    except KeyboardInterrupt:
+        bench.log("interrupted; stopping everything")
+        return 130
+    except RuntimeError as exc:
+        bench.log(f"FAILED: {exc}")
+        for s in bench.procs.started:
+            if s.log and s.log.exists():
+                tail = s.log.read_text(errors="replace").splitlines()[-15:]
+                if tail:
+                    print(f"--- last lines of {s.log.name} ---\n" + "\n".join(tail))
+        return 1
+    finally:
+        # Ignore a second Ctrl-C while cleaning up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        bench.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
