@@ -856,6 +856,7 @@ class Bench:
         self.start_gateway()
         self.loadgen = LoadGen(self.procs, self.tmp / "loadgen.log", cpus=self.harness_cpus)
         self.run_phases()
+        self.results["gateway_log"] = self.gateway_warnings()
         summary = self.summary()
         self.print_table(summary)
         self.write_json(summary)
@@ -1139,6 +1140,8 @@ class Bench:
             print(f"\nfailed requests per phase: {failures}")
         for warning in self.warnings():
             print(f"WARNING: {warning}")
+        for message, count in list(self.results.get("gateway_log", {}).items())[:5]:
+            print(f"the gateway logged {count}x: {message}")
         print()
 
     def warnings(self) -> list[str]:
@@ -1185,20 +1188,34 @@ class Bench:
 
     # -- teardown -----------------------------------------------------------
 
+    def gateway_warnings(self) -> dict[str, int]:
+        """What the gateway logged at WARNING or above during the run, by message."""
+        path = self.tmp / "gunicorn.log"
+        warned: dict[str, int] = {}
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                for level in (" WARNING ", " ERROR ", " CRITICAL "):
+                    if level in line:
+                        message = level.strip() + " " + line.split(level, 1)[1][:200]
+                        warned[message] = warned.get(message, 0) + 1
+        return dict(sorted(warned.items(), key=lambda kv: -kv[1]))
+
     def close(self) -> None:
         if self.loadgen is not None:
             self.loadgen.quit()
         self.procs.stop_all()
         gunicorn_log = self.tmp / "gunicorn.log"
         if gunicorn_log.exists():
+            lines = gunicorn_log.read_text(errors="replace").splitlines()
             errors = [
                 line
-                for line in gunicorn_log.read_text(errors="replace").splitlines()
+                for line in lines
                 if "ERROR" in line or "Traceback" in line or "CRITICAL" in line
             ]
             if errors:
                 self.log(f"{len(errors)} error line(s) in {gunicorn_log}; first: {errors[0]}")
                 self.succeeded = False
+
         if self.succeeded:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
