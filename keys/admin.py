@@ -1,18 +1,7 @@
 from django.contrib import admin, messages
 
 from keys.models import ApiKey
-from keys.services import key_create
-
-SETTINGS = (
-    "expires_at",
-    "allowed_models",
-    "rpm_limit",
-    "tpm_limit",
-    "quota_usd",
-    "daily_budget_usd",
-    "monthly_budget_usd",
-    "notification_email",
-)
+from keys.services import SETTINGS, key_create
 
 
 @admin.register(ApiKey)
@@ -41,7 +30,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         created, secret = key_create(
             account=obj.account,
             name=obj.name,
-            **{name: form.cleaned_data.get(name) for name in SETTINGS},
+            **{name: form.cleaned_data.get(name) for name in SETTINGS if name != "name"},
         )
         if not obj.is_active:
             created.is_active = False
