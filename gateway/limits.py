@@ -251,11 +251,16 @@ async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdi
     if settings.REDIS_URL:
         backend = limiter_redis.limiter
         if limiter_redis.usable():
-            try:
-                reservation.backend = backend.name
-                return await backend.admit(key, reservation, windows)
-            except (RedisError, OSError):
-                limiter_redis.mark_down()
+            reservation.backend = backend.name
+            # One failure may be a connection that broke when Redis restarted:
+            # ask again before treating Redis as down. (If the first try did
+            # reserve, the counter holds one reservation too many: conservative.)
+            for attempt in range(2):
+                try:
+                    return await backend.admit(key, reservation, windows)
+                except (RedisError, OSError):
+                    if attempt:
+                        limiter_redis.mark_down()
         if windows:
             # Budgets fail closed: admitting blind could overspend without bound.
             raise ServiceUnavailable(

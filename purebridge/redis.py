@@ -14,11 +14,12 @@ from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
 
 # A pooled connection that broke (Redis restarted) fails its next command;
-# retry that once on a fresh connection instead of taking Redis for down.
+# retry it on a fresh connection (the pool may hold several such) instead of
+# taking Redis for down.
 _OPTIONS: dict = {
     "socket_timeout": 2,
     "socket_connect_timeout": 2,
-    "retry": Retry(NoBackoff(), 1),
+    "retry": Retry(NoBackoff(), 3),
     "retry_on_error": [ConnectionError, TimeoutError],
 }
 
