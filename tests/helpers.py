@@ -77,3 +77,34 @@ def wait_for(condition: Callable[[], object], timeout: float = 3.0) -> object:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.02)
+
+
+def database_url_for_tests() -> str:
+    """DATABASE_URL of the test database, for processes the tests start."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def celery_worker_command(hostname: str) -> list[str]:
+    """A real `celery -A purebridge worker`, one task at a time, quiet on the broker."""
+    import sys
+    from pathlib import Path
+
+    return [
+        str(Path(sys.executable).parent / "celery"),
+        "-A",
+        "purebridge",
+        "worker",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        f"{hostname}@%h",
+    ]

@@ -20,9 +20,8 @@ import httpx2
 import orjson
 import tiktoken
 from django.conf import settings
-from django.db import connection
 
-from tests.helpers import USER_HI, wait_for
+from tests.helpers import USER_HI, database_url_for_tests, wait_for
 from usage.models import UsageRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,10 +92,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+database_url = database_url_for_tests
 
 
 def _stop(process: subprocess.Popen, timeout: float = 30) -> None:

@@ -17,8 +17,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.helpers import post_chat, wait_for
-from tests.limits.support import BIN, INPUT, PROMPT, ROOT, _stop, chat, database_url
+from tests.helpers import celery_worker_command, post_chat, wait_for
+from tests.limits.support import INPUT, PROMPT, ROOT, _stop, chat, database_url
 from usage.models import BudgetAlert, UsageRecord
 from usage.services import budget_alerts_send
 from usage.tasks import check_budget_alerts
@@ -49,21 +49,7 @@ class Workers:
         for _ in range(count):
             n = len(self.processes)
             log = self.directory / f"worker-{n}.log"
-            command = [
-                str(BIN / "celery"),
-                "-A",
-                "purebridge",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--hostname",
-                f"limits-{os.getpid()}-{n}@%h",
-            ]
+            command = celery_worker_command(f"limits-{os.getpid()}-{n}")
             with log.open("wb") as out:
                 self.processes.append(
                     subprocess.Popen(

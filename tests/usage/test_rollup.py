@@ -4,7 +4,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.db import connection, transaction
 
-from tests.helpers import wait_for
+from tests.helpers import celery_worker_command, database_url_for_tests, wait_for
 from usage.models import UsageHourly, UsageRecord
 from usage.services import usage_rollup
 
@@ -205,32 +204,12 @@ def test_rollup_with_no_records_writes_nothing(transactional_db):
     assert UsageHourly.objects.count() == 0
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 @pytest.fixture
 def celery_worker(transactional_db, tmp_path):
     """A real `celery -A purebridge worker` on the test database and Redis."""
     log = tmp_path / "worker.log"
-    env = {**os.environ, "DATABASE_URL": _test_database_url()}
-    command = [
-        str(Path(sys.executable).parent / "celery"),
-        "-A",
-        "purebridge",
-        "worker",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--hostname",
-        f"test-{os.getpid()}@%h",
-    ]
+    env = {**os.environ, "DATABASE_URL": database_url_for_tests()}
+    command = celery_worker_command(f"test-{os.getpid()}")
     with log.open("wb") as out:
         worker = subprocess.Popen(
             command,
