@@ -22,6 +22,13 @@ _OPTIONS: dict = {
     "retry": Retry(NoBackoff(), 3),
     "retry_on_error": [ConnectionError, TimeoutError],
 }
+# The event loop's own delays count against an async read's timeout: under a
+# thousand open streams a worker's loop can lag by a second, which must not
+# read as "Redis is down" (budgets would fail closed).
+ASYNC_SOCKET_TIMEOUT = 5
+# How long a request waits for a free pooled connection before it counts as
+# a Redis failure.
+POOL_WAIT_TIMEOUT = 5
 
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -32,9 +39,16 @@ def sync_client() -> redis.Redis:
 
 
 def async_client() -> redis.asyncio.Redis:
+    """This event loop's client, on a bounded pool of REDIS_POOL_SIZE connections."""
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, **_OPTIONS)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=settings.REDIS_POOL_SIZE,
+            timeout=POOL_WAIT_TIMEOUT,
+            **{**_OPTIONS, "socket_timeout": ASYNC_SOCKET_TIMEOUT},
+        )
+        client = redis.asyncio.Redis(connection_pool=pool)
         _async_clients[loop] = client
     return client

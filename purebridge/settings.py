@@ -26,6 +26,10 @@ DATA_DIR = Path(env_str("PUREBRIDGE_DATA_DIR") or BASE_DIR / "var")
 
 DATABASE_URL = env_str("DATABASE_URL")
 REDIS_URL = env_str("REDIS_URL")
+# Connections each web worker's event loop may hold to Redis: a request waits
+# for a free one rather than opening more (1,000 open streams must not mean
+# hundreds of connections per worker).
+REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 32, minimum=1)
 EMBEDDED = not DATABASE_URL
 
 DEBUG = env_bool("DEBUG", default=False)
