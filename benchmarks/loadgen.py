@@ -3,7 +3,8 @@
 It runs in its own process, so its CPU is never counted as the gateway's, and
 is driven by run.py over stdin/stdout, one JSON object per line:
 
-    -> {"op": "phase", "name": ..., "url": ..., "headers": {...}, "body": {...},
+    -> {"op": "phase", "name": ..., "variants": [{"label": ..., "url": ...,
+        "headers": {...}, "body": {...}, "format": "chat" | "responses"}, ...],
         "stream": bool, "concurrency": C, "requests": N, "warmup": W,
         "timeout_s": T, "deadline_s": D, "ramp_s": R}
     <- {"event": "ready", "name": ...}          warm-up done, connections open
@@ -16,6 +17,13 @@ once; with R > 0 the C clients start evenly spread over R seconds). The warm-up 
 the measured part starts with open keep-alive connections; run.py samples CPU
 between "ready" and "go". Every request has a timeout and every phase a
 deadline, so nothing here can run unbounded.
+
+With several variants (an A/B comparison in one phase), request k of the
+phase is variant k mod V: the variants take turns, so whatever disturbs the
+machine disturbs them alike. Each variant's latencies are reported apart.
+A stream is complete at `data: [DONE]` (chat completions) or at the
+`response.completed` event (Responses API); its first content is the first
+non-empty `delta.content` or `response.output_text.delta`.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ import aiohttp
 import orjson
 import uvloop
 
-DONE = b"data: [DONE]"
+# Per stream format: the bytes that end a complete stream.
+STREAM_END = {"chat": b"data: [DONE]", "responses": b"event: response.completed"}
 MAX_ERROR_SAMPLES = 5
 
 
@@ -69,12 +78,35 @@ def summarise(values: list[float]) -> dict:
     }
 
 
-class Phase:
+class Variant:
+    """One kind of request of a phase, and what was measured of it."""
+
     def __init__(self, spec: dict) -> None:
-        self.name: str = spec["name"]
+        self.label: str = spec.get("label", "main")
         self.url: str = spec["url"]
         self.headers: dict = spec["headers"]
         self.payload: bytes = orjson.dumps(spec["body"])
+        self.format: str = spec.get("format", "chat")
+        if self.format not in STREAM_END:
+            raise ValueError(f"unknown stream format {self.format!r}")
+        self.latencies: list[float] = []
+        self.ttfts: list[float] = []
+        self.chunks: list[int] = []
+        self.failures = 0
+
+    def result(self, stream: bool) -> dict:
+        return {
+            "ok": len(self.latencies),
+            "failures": self.failures,
+            "latency_ms": summarise(self.latencies),
+            "ttft_ms": summarise(self.ttfts) if stream else None,
+        }
+
+
+class Phase:
+    def __init__(self, spec: dict) -> None:
+        self.name: str = spec["name"]
+        self.variants = [Variant(v) for v in spec["variants"]]
         self.stream: bool = bool(spec.get("stream"))
         self.concurrency: int = int(spec["concurrency"])
         self.requests: int = int(spec["requests"])
@@ -93,60 +125,68 @@ class Phase:
         self.in_flight = 0  # sent, not finished
         self.peak_in_flight = 0
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, variant: Variant, why: str) -> None:
         self.failures += 1
+        variant.failures += 1
         self.statuses[why] = self.statuses.get(why, 0) + 1
         if len(self.error_samples) < MAX_ERROR_SAMPLES:
-            self.error_samples.append(why)
+            self.error_samples.append(f"{variant.label}: {why}")
 
-    async def one(self, session: aiohttp.ClientSession, record: bool) -> None:
+    def _ok(self, variant: Variant, latency_s: float, ttft_s: float | None, chunks: int) -> None:
+        for target in (self, variant):
+            target.latencies.append(latency_s * 1000)
+            if ttft_s is not None:
+                target.ttfts.append(ttft_s * 1000)
+                target.chunks.append(chunks)
+
+    async def one(self, session: aiohttp.ClientSession, variant: Variant, record: bool) -> None:
         started = time.perf_counter()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             async with session.post(
-                self.url, data=self.payload, headers=self.headers, timeout=self.timeout
+                variant.url, data=variant.payload, headers=variant.headers, timeout=self.timeout
             ) as response:
                 if response.status != 200:
                     body = await response.read()
                     if record:
-                        self._fail(f"HTTP {response.status}: {body[:200]!r}")
+                        self._fail(variant, f"HTTP {response.status}: {body[:200]!r}")
                     return
                 if not self.stream:
                     body = await response.read()
                     elapsed = time.perf_counter() - started
                     if not body.startswith(b"{"):
                         if record:
-                            self._fail(f"not JSON: {body[:80]!r}")
+                            self._fail(variant, f"not JSON: {body[:80]!r}")
                         return
                     if record:
-                        self.latencies.append(elapsed * 1000)
+                        self._ok(variant, elapsed, None, 0)
                     return
                 self.open_streams += 1
                 self.peak_open = max(self.peak_open, self.open_streams)
                 try:
-                    ttft, chunks, complete = await _read_stream(response.content, started)
+                    ttft, chunks, complete = await _read_stream(
+                        response.content, started, variant.format
+                    )
                 finally:
                     self.open_streams -= 1
                 elapsed = time.perf_counter() - started
                 if not complete:
                     if record:
-                        self._fail("stream ended without [DONE]")
+                        self._fail(variant, "stream ended before its final event")
                     return
                 if ttft is None:
                     if record:
-                        self._fail("stream had no content chunk")
+                        self._fail(variant, "stream had no content chunk")
                     return
                 if record:
-                    self.latencies.append(elapsed * 1000)
-                    self.ttfts.append(ttft * 1000)
-                    self.chunks.append(chunks)
+                    self._ok(variant, elapsed, ttft, chunks)
         except TimeoutError:
             if record:
-                self._fail("client timeout")
+                self._fail(variant, "client timeout")
         except (aiohttp.ClientError, OSError) as exc:
             if record:
-                self._fail(f"{type(exc).__name__}: {exc}"[:200])
+                self._fail(variant, f"{type(exc).__name__}: {exc}"[:200])
         finally:
             self.in_flight -= 1
 
@@ -163,8 +203,9 @@ class Phase:
             if record and self.ramp_s:
                 await asyncio.sleep(k * self.ramp_s / workers_n)
             while issued < total:
+                variant = self.variants[issued % len(self.variants)]
                 issued += 1
-                await self.one(session, record)
+                await self.one(session, variant, record)
 
         started = time.perf_counter()
         workers = [asyncio.create_task(worker(k)) for k in range(workers_n)]
@@ -177,8 +218,8 @@ class Phase:
             await asyncio.gather(*workers, return_exceptions=True)
             if record:
                 missing = total - len(self.latencies) - self.failures
-                for _ in range(max(missing, 0)):
-                    self._fail("phase deadline reached")
+                for k in range(max(missing, 0)):
+                    self._fail(self.variants[k % len(self.variants)], "phase deadline reached")
         return time.perf_counter() - started
 
     def result(self, wall: float) -> dict:
@@ -200,45 +241,48 @@ class Phase:
             "chunks_per_stream": summarise([float(c) for c in self.chunks])
             if self.stream
             else None,
+            "variants": {v.label: v.result(self.stream) for v in self.variants},
         }
 
 
 async def _read_stream(
-    content: aiohttp.StreamReader, started: float
+    content: aiohttp.StreamReader, started: float, fmt: str
 ) -> tuple[float | None, int, bool]:
-    """Read an SSE body as it arrives: (time to first content, events, saw [DONE]).
+    """Read an SSE body as it arrives: (time to first content, events, complete).
 
     Reads whatever bytes are there (no per-line Python work), and parses JSON
     only until the first content chunk, so the client stays cheap next to the
     servers it measures.
     """
+    end = STREAM_END[fmt]
+    has_content = _has_content if fmt == "chat" else _has_text_delta
     ttft: float | None = None
     events = 0
     pending = b""  # unparsed bytes, kept only until the first content chunk
-    tail = b""  # the end of the previous read, for a [DONE] split across reads
+    tail = b""  # the end of the previous read, for an end marker split across reads
     async for data in content.iter_any():
         events += data.count(b"\n\n")
         if ttft is None:
             pending += data
             *complete, pending = pending.split(b"\n\n")
             for event in complete:
-                if event.startswith(b"data: {") and _has_content(event):
+                if has_content(event):
                     ttft = time.perf_counter() - started
                     pending = b""
                     break
         window = tail + data
-        if DONE in window:
+        if end in window:
             return ttft, events - 1, True
-        tail = window[-len(DONE) :]
+        tail = window[-len(end) :]
     return ttft, events, False
 
 
-def _has_content(line: bytes) -> bool:
-    """True when an SSE data line carries a non-empty delta.content."""
-    if b'"content"' not in line:
+def _has_content(event: bytes) -> bool:
+    """True when a chat completions chunk carries a non-empty delta.content."""
+    if not event.startswith(b"data: {") or b'"content"' not in event:
         return False
     try:
-        chunk = orjson.loads(line[6:])
+        chunk = orjson.loads(event[6:])
     except orjson.JSONDecodeError:
         return False
     for choice in chunk.get("choices") or ():
@@ -246,6 +290,17 @@ def _has_content(line: bytes) -> bool:
         if delta.get("content"):
             return True
     return False
+
+
+def _has_text_delta(event: bytes) -> bool:
+    """True for a Responses API `response.output_text.delta` with text in it."""
+    if not event.startswith(b"event: response.output_text.delta\n"):
+        return False
+    data = event.split(b"\ndata: ", 1)
+    try:
+        return bool(len(data) == 2 and orjson.loads(data[1]).get("delta"))
+    except orjson.JSONDecodeError:
+        return False
 
 
 async def read_command() -> dict:

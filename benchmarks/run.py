@@ -64,6 +64,8 @@ TARGETS = {
     "gateway_cpu_ms_per_request": 1.5,
     "added_p50_c1_ms": 2.0,
     "added_ttft_p50_c64_ms": 5.0,
+    "admission_added_p50_c1_ms": 0.5,
+    "translated_minus_passthrough_p50_ms": 1.0,
     "slow_total_p50_ms": 1500.0,
     "slow_peak_pss_mb": 400.0,
 }
@@ -72,23 +74,46 @@ TARGETS = {
 NONSTREAM_UPSTREAM = "fake?tokens=16"
 STREAM_UPSTREAM = "fake?tokens=20&interval_ms=25"
 SLOW_UPSTREAM = "fake?tokens=20&interval_ms=50"
+RESPONSES_UPSTREAM = "fake?tokens=20"  # c=1: the whole stream at once, latency is our work
+RESPONSES_STREAM_UPSTREAM = STREAM_UPSTREAM
 STREAM_RAMP_S = 0.5  # ~ the length of one STREAM_UPSTREAM stream
 SLOW_RAMP_S = 0.5
-PROFILED_PHASES = ("nonstream-c1/", "nonstream-c64/", "stream-c64/", "slow-streams/")
+PROFILED_PHASES = (
+    "nonstream-c1/",
+    "nonstream-c64/",
+    "stream-c64/",
+    "slow-streams/",
+    "admission-c1/",
+    "admission-c64/",
+    "responses-c1/",
+)
 OTHER_LOAD_WARN_PCT = 10.0  # CPU of processes outside the benchmark, % of the machine
 QUIET_PCT = 15.0  # machine busy % under which the start counts as quiet
-LIMITED_KEY_RPM = 1_000_000_000  # --limited-key: never reached, always checked
+# The key with limits: never reached, always checked (RPM, TPM and a daily
+# budget: every check admission makes).
+LIMITED_KEY_RPM = 1_000_000_000
 LIMITED_KEY_TPM = 2_000_000_000
+LIMITED_KEY_DAILY_USD = "1000000"
 RETRIES = 2  # with --wait-idle: how often a disturbed pair of phases is measured again
+# Two providers on the one fake: it serves both APIs, but the operator
+# declares which one PureBridge may use.
+CHAT_PROVIDER = "bench-fake"  # chat completions only: /v1/responses is translated
+RESPONSES_PROVIDER = "bench-fake-responses"  # responses_api = true: passed through
+# public model -> (upstream model, provider)
 MODELS = {
-    "bench-chat": NONSTREAM_UPSTREAM,
-    "bench-stream": STREAM_UPSTREAM,
-    "bench-slow": SLOW_UPSTREAM,
+    "bench-chat": (NONSTREAM_UPSTREAM, CHAT_PROVIDER),
+    "bench-stream": (STREAM_UPSTREAM, CHAT_PROVIDER),
+    "bench-slow": (SLOW_UPSTREAM, CHAT_PROVIDER),
+    "bench-resp-pass": (RESPONSES_UPSTREAM, RESPONSES_PROVIDER),
+    "bench-resp-trans": (RESPONSES_UPSTREAM, CHAT_PROVIDER),
+    "bench-resp-stream-pass": (RESPONSES_STREAM_UPSTREAM, RESPONSES_PROVIDER),
+    "bench-resp-stream-trans": (RESPONSES_STREAM_UPSTREAM, CHAT_PROVIDER),
 }
-MESSAGES = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "Say hello from the PureBridge benchmark."},
-]
+SYSTEM = "You are a helpful assistant."
+USER = "Say hello from the PureBridge benchmark."
+MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+# The same request in the Responses API's words.
+RESPONSES_INPUT = {"instructions": SYSTEM, "input": USER}
 
 
 @dataclass
@@ -102,6 +127,18 @@ class Counts:
 
 FULL = Counts(warmup=300, c1=500, c64=3000, streams=640, slow=1000)
 QUICK = Counts(warmup=60, c1=100, c64=500, streams=128, slow=200)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One kind of request in a phase: a public model asked through one API
+    with one key. Against the fake directly it becomes what PureBridge sends
+    the upstream (a translated request: chat completions)."""
+
+    label: str
+    model: str  # public model id, a key of MODELS
+    api: str = "chat"  # "chat" or "responses", as the client asks PureBridge
+    limited: bool = False  # the key with limits
 
 
 # ---------------------------------------------------------------------------
@@ -396,7 +433,8 @@ class Bench:
         self.fake: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
         self.loadgen: LoadGen | None = None
-        self.api_key = ""
+        self.api_key = ""  # no limits: admission skipped
+        self.limited_api_key = ""  # RPM, TPM and a daily budget, never reached
         self.workers: list[int] = []
         # --pin: the web workers on their own cores, everything else on the rest.
         self.gateway_cpus: set[int] | None = None
@@ -478,38 +516,52 @@ class Bench:
         self.log("manage.py migrate")
         self.manage("migrate", "--noinput")
         config = self.tmp / "bench.toml"
-        lines = [
-            "[[providers]]",
-            'name = "bench-fake"',
-            'kind = "openai"',
-            f'base_url = "http://{HOST}:{self.fake_port}/v1"',
-            'api_key = "bench"',
-        ]
-        for public, upstream in MODELS.items():
+        lines = []
+        for provider, responses_api in ((CHAT_PROVIDER, False), (RESPONSES_PROVIDER, True)):
             lines += [
+                "[[providers]]",
+                f'name = "{provider}"',
+                'kind = "openai"',
+                f'base_url = "http://{HOST}:{self.fake_port}/v1"',
+                'api_key = "bench"',
+                f"responses_api = {'true' if responses_api else 'false'}",
                 "",
+            ]
+        for public, (upstream, provider) in MODELS.items():
+            lines += [
                 "[[models]]",
                 f'id = "{public}"',
                 'input_per_mtok = "1.25"',
                 'cached_input_per_mtok = "0.125"',
                 'output_per_mtok = "10.00"',
                 "[[models.routes]]",
-                'provider = "bench-fake"',
+                f'provider = "{provider}"',
                 f'upstream_model = "{upstream}"',
+                "",
             ]
-        config.write_text("\n".join(lines) + "\n")
+        config.write_text("\n".join(lines))
         self.log(f"manage.py loadconfig {config}")
         self.manage("loadconfig", str(config))
-        limits = []
-        if self.args.limited_key:
-            # Limits far above what a run sends: every request goes through the
-            # Redis admission script, none is refused.
-            limits = ["--rpm", str(LIMITED_KEY_RPM), "--tpm", str(LIMITED_KEY_TPM)]
-        self.log("manage.py createapikey --email bench@example.com " + " ".join(limits))
-        out = self.manage("createapikey", "--email", "bench@example.com", *limits)
-        self.api_key = out.strip().splitlines()[-1].strip()
-        if not self.api_key.startswith("sk-"):
+        self.api_key = self.create_key("bench@example.com")
+        # Limits far above what a run sends: every request goes through the
+        # Redis admission script, none is refused.
+        self.limited_api_key = self.create_key(
+            "bench@example.com",
+            "--rpm",
+            str(LIMITED_KEY_RPM),
+            "--tpm",
+            str(LIMITED_KEY_TPM),
+            "--daily-budget",
+            LIMITED_KEY_DAILY_USD,
+        )
+
+    def create_key(self, email: str, *limits: str) -> str:
+        self.log(f"manage.py createapikey --email {email} {' '.join(limits)}")
+        out = self.manage("createapikey", "--email", email, *limits)
+        key = out.strip().splitlines()[-1].strip()
+        if not key.startswith("sk-"):
             raise RuntimeError(f"createapikey printed no key: {out!r}")
+        return key
 
     def start_gateway(self) -> None:
         w = self.args.workers
@@ -563,23 +615,35 @@ class Bench:
 
     # -- phases -------------------------------------------------------------
 
-    def targets(self, via: str, model_public: str, upstream: str) -> tuple[str, dict, dict]:
+    def variant(self, via: str, ask: Ask) -> dict:
+        """What the load generator sends for `ask`: to PureBridge, or the
+        request PureBridge makes of the upstream, sent to the fake directly."""
+        upstream, provider = MODELS[ask.model]
+        api = ask.api
         if via == "gateway":
-            url = f"http://{HOST}:{self.gw_port}/v1/chat/completions"
-            auth = self.api_key
-            model = model_public
+            base, model = f"http://{HOST}:{self.gw_port}/v1", ask.model
+            key = self.limited_api_key if ask.limited or self.args.limited_key else self.api_key
         else:
-            url = f"http://{HOST}:{self.fake_port}/v1/chat/completions"
-            auth = "bench"
-            model = upstream
-        headers = {"Authorization": f"Bearer {auth}", "Content-Type": "application/json"}
-        return url, headers, {"model": model, "messages": MESSAGES}
+            base, model, key = f"http://{HOST}:{self.fake_port}/v1", upstream, "bench"
+            if provider != RESPONSES_PROVIDER:
+                api = "chat"  # what PureBridge translates a Responses request into
+        if api == "responses":
+            url, body = f"{base}/responses", {"model": model, **RESPONSES_INPUT}
+        else:
+            url, body = f"{base}/chat/completions", {"model": model, "messages": MESSAGES}
+        return {
+            "label": ask.label,
+            "url": url,
+            "headers": {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            "body": body,
+            "format": api,
+        }
 
     def phase(
         self,
         name: str,
         via: str,
-        model_public: str,
+        asks: list[Ask],
         *,
         stream: bool,
         concurrency: int,
@@ -592,16 +656,15 @@ class Bench:
         ramp_s: float = 0.0,
     ) -> dict:
         assert self.loadgen is not None
-        url, headers, body = self.targets(via, model_public, MODELS[model_public])
-        if stream:
-            body["stream"] = True
+        variants = [self.variant(via, ask) for ask in asks]
+        for variant in variants:
+            if stream:
+                variant["body"]["stream"] = True
         self.loadgen.send(
             {
                 "op": "phase",
                 "name": name,
-                "url": url,
-                "headers": headers,
-                "body": body,
+                "variants": variants,
                 "stream": stream,
                 "concurrency": concurrency,
                 "requests": requests,
@@ -684,8 +747,16 @@ class Bench:
             f"softirq={cpu['irq_softirq_steal']['pct_of_machine']:.0f}% "
             f"other={cpu['other']['pct_of_machine']:.0f}%"
         )
+        if len(variants) > 1:
+            for label, v in result["variants"].items():
+                ttft = v["ttft_ms"]["p50"] if v["ttft_ms"] else None
+                self.log(
+                    f"  {label:<26} ok={v['ok']} fail={v['failures']} "
+                    f"p50={_fmt(v['latency_ms']['p50'])}ms p99={_fmt(v['latency_ms']['p99'])}ms"
+                    + (f" ttft p50={_fmt(ttft)}ms" if ttft is not None else "")
+                )
         if result["failures"]:
-            self.log(f"  failures: {result['failure_kinds']}")
+            self.log(f"  failures: {result['failure_kinds']} {result['error_samples'][:2]}")
         self.results[name] = result
         return result
 
@@ -744,41 +815,70 @@ class Bench:
 
     def run_phases(self) -> None:
         c = self.counts
+        chat = [Ask("chat", "bench-chat")]
+        stream = [Ask("chat", "bench-stream")]
+        # A/B in one phase: the two kinds of request take turns.
+        admission = [Ask("no limits", "bench-chat"), Ask("limits", "bench-chat", limited=True)]
+        responses = [
+            Ask("passed through", "bench-resp-pass", "responses"),
+            Ask("translated", "bench-resp-trans", "responses"),
+        ]
+        responses_streams = [
+            Ask("passed through", "bench-resp-stream-pass", "responses"),
+            Ask("translated", "bench-resp-stream-trans", "responses"),
+        ]
         # General warm-up: key cache, catalogue, upstream pool, imports on first use.
-        for via in ("direct", "gateway"):
-            self.phase(
-                f"warmup/{via}",
-                via,
-                "bench-chat",
-                stream=False,
-                concurrency=16,
-                requests=c.warmup,
-                warmup=0,
-            )
-            self.phase(
-                f"warmup-stream/{via}",
-                via,
-                "bench-stream",
-                stream=True,
-                concurrency=16,
-                requests=max(c.warmup // 5, 16),
-                warmup=0,
-            )
-        self.pair(
-            "nonstream-c1", "bench-chat", stream=False, concurrency=1, requests=c.c1, warmup=50
+        warmups = (
+            ("warmup", chat + admission[1:], False),
+            ("warmup-stream", stream, True),
+            ("warmup-responses", responses, True),
         )
+        for via in ("direct", "gateway"):
+            for name, asks, streamed in warmups:
+                self.phase(
+                    f"{name}/{via}",
+                    via,
+                    asks,
+                    stream=streamed,
+                    concurrency=16,
+                    requests=c.warmup if not streamed else max(c.warmup // 5, 16),
+                    warmup=0,
+                )
+        self.pair("nonstream-c1", chat, stream=False, concurrency=1, requests=c.c1, warmup=50)
         self.pair(
             "nonstream-c64",
-            "bench-chat",
+            chat,
             stream=False,
             concurrency=64,
             requests=c.c64,
             warmup=256,
             settle_s=0.6,
         )
+        # Admission's cost: the same request with and without limits, alternating.
+        self.phase(
+            "admission-c1/gateway",
+            "gateway",
+            admission,
+            stream=False,
+            concurrency=1,
+            requests=2 * c.c1,
+            warmup=50,
+        )
+        if not self.args.limited_key:
+            # The same as nonstream-c64, every request admitted: CPU per request.
+            self.phase(
+                "admission-c64/gateway",
+                "gateway",
+                admission[1:],
+                stream=False,
+                concurrency=64,
+                requests=c.c64,
+                warmup=256,
+                settle_s=0.6,
+            )
         self.pair(
             "stream-c64",
-            "bench-stream",
+            stream,
             stream=True,
             concurrency=64,
             requests=c.streams,
@@ -788,13 +888,33 @@ class Bench:
             # end and start again together, in lock-step waves no real traffic has.
             ramp_s=STREAM_RAMP_S,
         )
+        # /v1/responses streamed: passed through to a Responses upstream and
+        # translated for a chat-only one, alternating in each phase.
+        self.pair(
+            "responses-c1",
+            responses,
+            stream=True,
+            concurrency=1,
+            requests=2 * c.c1,
+            warmup=50,
+        )
+        self.pair(
+            "responses-c64",
+            responses_streams,
+            stream=True,
+            concurrency=64,
+            requests=c.streams,
+            warmup=64,
+            settle_s=0.6,
+            ramp_s=STREAM_RAMP_S,
+        )
         if not self.args.skip_slow_streams:
             # The client opens its streams spread over SLOW_RAMP_S (all of them are
             # still open together: each lasts ~1 s), then once more all at once.
             for name, ramp in (("slow-streams", SLOW_RAMP_S), ("slow-burst", 0.0)):
                 self.pair(
                     name,
-                    "bench-slow",
+                    [Ask("chat", "bench-slow")],
                     stream=True,
                     concurrency=c.slow,
                     requests=c.slow,
@@ -806,7 +926,7 @@ class Bench:
                     ramp_s=ramp,
                 )
 
-    def pair(self, name: str, model: str, **kw) -> None:
+    def pair(self, name: str, asks: list[Ask], **kw) -> None:
         """The scenario direct, then through the gateway. With --wait-idle, a pair
         that another job disturbed is measured again (at most RETRIES times)."""
         for attempt in range(RETRIES + 1):
@@ -814,7 +934,7 @@ class Bench:
                 self.wait_for_quiet()
             for via in ("direct", "gateway"):
                 pss = kw.get("sample_pss", False) and via == "gateway"
-                self.phase(f"{name}/{via}", via, model, **{**kw, "sample_pss": pss})
+                self.phase(f"{name}/{via}", via, asks, **{**kw, "sample_pss": pss})
             disturbed = [
                 f"{name}/{via}"
                 for via in ("direct", "gateway")
@@ -930,6 +1050,28 @@ class Bench:
         for name, key in (("slow-streams", "slow_streams"), ("slow-burst", "slow_burst")):
             if f"{name}/gateway" in r:
                 s[key] = _slow_summary(r[f"{name}/gateway"], r[f"{name}/direct"])
+        s["admission_c1"] = _ab_summary(
+            r["admission-c1/gateway"], "limits", "no limits", r["nonstream-c1/direct"]
+        )
+        if "admission-c64/gateway" in r:
+            s["admission_c64"] = {
+                "gateway_cpu_ms_per_request_limits": r["admission-c64/gateway"][
+                    "gateway_cpu_ms_per_request"
+                ],
+                "gateway_cpu_ms_per_request_no_limits": r["nonstream-c64/gateway"][
+                    "gateway_cpu_ms_per_request"
+                ],
+                "gateway_rps_limits": r["admission-c64/gateway"]["throughput_rps"],
+                "latency_p50_ms_limits": lat("admission-c64/gateway").get("p50"),
+                "failures": r["admission-c64/gateway"]["failures"],
+            }
+        for name, key in (("responses-c1", "responses_c1"), ("responses-c64", "responses_c64")):
+            s[key] = _responses_summary(r[f"{name}/gateway"], r[f"{name}/direct"])
+            s[key]["upstream"] = RESPONSES_UPSTREAM if key == "responses_c1" else STREAM_UPSTREAM
+            if key == "responses_c64":
+                s[key]["gateway_cpu_ms_per_stream"] = r[f"{name}/gateway"][
+                    "gateway_cpu_ms_per_request"
+                ]
         s["targets"] = self.verdicts(s)
         return s
 
@@ -949,6 +1091,13 @@ class Bench:
             "added_p50_c1_ms": check(s["nonstream_c1"]["added_p50_ms"], TARGETS["added_p50_c1_ms"]),
             "added_ttft_p50_c64_ms": check(
                 s["stream_c64"]["added_ttft_p50_ms"], TARGETS["added_ttft_p50_c64_ms"]
+            ),
+            "admission_added_p50_c1_ms": check(
+                s["admission_c1"]["added_p50_ms"], TARGETS["admission_added_p50_c1_ms"]
+            ),
+            "translated_minus_passthrough_p50_ms": check(
+                s["responses_c1"]["translated_minus_passthrough_p50_ms"],
+                TARGETS["translated_minus_passthrough_p50_ms"],
             ),
         }
         slow = s.get("slow_streams")
@@ -1045,6 +1194,56 @@ class Bench:
                 "  busiest web worker's share of the work (%)",
                 _fmt(st["busiest_worker_share_pct"], 0),
             )
+        ad = s["admission_c1"]
+        row("admission, c=1: a key with limits vs one without, alternating (ms)")
+        for p in ("p50", "p99"):
+            row(
+                f"  latency {p}, key with RPM+TPM+daily budget",
+                _fmt(ad[f"limits_{p}_ms"]),
+                "",
+                _signed(ad[f"added_{p}_ms"]),
+                f"added <= 0.5 ms: {mark('admission_added_p50_c1_ms')}" if p == "p50" else "",
+            )
+            row(f"  latency {p}, key without limits", _fmt(ad[f"no_limits_{p}_ms"]))
+        ad64 = s.get("admission_c64")
+        if ad64:
+            row(
+                "  web worker CPU per request at c=64, with limits (ms)",
+                _fmt(ad64["gateway_cpu_ms_per_request_limits"], 3),
+                "",
+                _signed(
+                    _diff(
+                        ad64["gateway_cpu_ms_per_request_limits"],
+                        ad64["gateway_cpu_ms_per_request_no_limits"],
+                    ),
+                    3,
+                ),
+            )
+        for key, title in (
+            ("responses_c1", "/v1/responses streamed, c=1"),
+            ("responses_c64", "/v1/responses streamed, 64 streams"),
+        ):
+            rs = s[key]
+            row(f"{title}, {rs['upstream']} (ms)")
+            metrics = ("total", "ttft") if key == "responses_c1" else ("ttft",)
+            for metric in metrics:
+                for label in ("passed_through", "translated"):
+                    row(
+                        f"  {metric} p50, {label.replace('_', ' ')}",
+                        _fmt(rs[f"{label}_{metric}_p50_ms"]),
+                        _fmt(rs[f"{label}_direct_{metric}_p50_ms"]),
+                        _signed(rs[f"{label}_added_{metric}_p50_ms"]),
+                    )
+                primary = key == "responses_c1" and metric == "total"
+                row(
+                    f"  {metric} p50: translated minus passed through",
+                    "",
+                    "",
+                    _signed(rs[f"translated_minus_passthrough_{metric}_p50_ms"]),
+                    f"<= 1 ms: {mark('translated_minus_passthrough_p50_ms')}" if primary else "",
+                )
+            if "gateway_cpu_ms_per_stream" in rs:
+                row("  web worker CPU per stream (ms)", _fmt(rs["gateway_cpu_ms_per_stream"], 3))
         for key in ("slow_streams", "slow_burst"):
             slow = s.get(key)
             if not slow:
@@ -1117,7 +1316,10 @@ class Bench:
         if self.args.app != "purebridge.asgi:application":
             print(f"app: {self.args.app}")
         if self.args.limited_key:
-            print(f"key with RPM {LIMITED_KEY_RPM:,} and TPM {LIMITED_KEY_TPM:,} (--limited-key)")
+            print(
+                f"every phase with the key with limits: RPM {LIMITED_KEY_RPM:,}, TPM "
+                f"{LIMITED_KEY_TPM:,}, daily budget ${LIMITED_KEY_DAILY_USD} (--limited-key)"
+            )
         line = "  ".join(
             h.ljust(w) if i == 0 else h.rjust(w) if i < 4 else h.ljust(w)
             for i, (h, w) in enumerate(zip(header, widths, strict=True))
@@ -1250,6 +1452,41 @@ def _slow_summary(g: dict, d: dict) -> dict:
     }
 
 
+def _ab_summary(phase: dict, a: str, b: str, direct: dict) -> dict:
+    """Two variants of one gateway phase: variant a's latency minus b's."""
+    va, vb = phase["variants"][a], phase["variants"][b]
+    out: dict = {"direct_p50_ms": direct["latency_ms"]["p50"]}
+    for p in ("p50", "p99"):
+        out[f"{_key(a)}_{p}_ms"] = va["latency_ms"][p]
+        out[f"{_key(b)}_{p}_ms"] = vb["latency_ms"][p]
+        out[f"added_{p}_ms"] = _diff(va["latency_ms"][p], vb["latency_ms"][p])
+    out["failures"] = phase["failures"]
+    return out
+
+
+def _responses_summary(g: dict, d: dict) -> dict:
+    """Passed through vs translated, each against its own upstream call direct."""
+    out: dict = {"failures": g["failures"] + d["failures"]}
+    for label in ("passed through", "translated"):
+        gv, dv = g["variants"][label], d["variants"][label]
+        k = _key(label)
+        for metric, name in (("latency_ms", "total"), ("ttft_ms", "ttft")):
+            for p in ("p50", "p99"):
+                out[f"{k}_{name}_{p}_ms"] = gv[metric][p]
+                out[f"{k}_direct_{name}_{p}_ms"] = dv[metric][p]
+                out[f"{k}_added_{name}_{p}_ms"] = _diff(gv[metric][p], dv[metric][p])
+    for name in ("total", "ttft"):
+        out[f"translated_minus_passthrough_{name}_p50_ms"] = _diff(
+            out[f"translated_added_{name}_p50_ms"], out[f"passed_through_added_{name}_p50_ms"]
+        )
+    out["translated_minus_passthrough_p50_ms"] = out["translated_minus_passthrough_total_p50_ms"]
+    return out
+
+
+def _key(label: str) -> str:
+    return label.replace(" ", "_")
+
+
 def _busiest_half_second(timeline: list[tuple[float, int, int, int]], workers: int) -> dict:
     """From ~100 ms samples: the web workers' and the machine's busiest 0.5 s."""
     best = {"workers_pct_of_their_cores": 0.0, "machine_busy_pct": 0.0, "at_s": 0.0}
@@ -1308,8 +1545,8 @@ def main() -> int:
     parser.add_argument(
         "--limited-key",
         action="store_true",
-        help="give the benchmark key (never reached) RPM and TPM limits, so that every "
-        "request also runs the Redis admission step",
+        help="send every phase with the key that has limits (never reached), so that every "
+        "request also runs the Redis admission step (the admission phases always compare both)",
     )
     parser.add_argument(
         "--app",
