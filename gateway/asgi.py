@@ -124,6 +124,10 @@ class GatewayApp:
                 await self._listener
         await close_session()
         await sync_to_async(get_recorder().flush, thread_sensitive=False)()
+        if settings.REDIS_URL:
+            from purebridge.redis import close_loop_clients
+
+            await close_loop_clients()
 
 
 async def _watch_disconnect(req: Request, task: asyncio.Task | None) -> None:

@@ -8,6 +8,7 @@ import time
 
 from gateway.db import run_db
 from gateway.limits import Reservation, Verdict, Window, actual, to_micros
+from purebridge.redis_pipe import Script
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,10 @@ return 1
 """
 
 
+ADMIT_SCRIPT = Script(ADMIT)
+REBUILD_SCRIPT = Script(REBUILD)
+
+
 def _keys(key_id: int) -> list[str]:
     return [f"pb:rl:{key_id}:req", f"pb:rl:{key_id}:tok", f"pb:rl:{key_id}:toksum"]
 
@@ -136,10 +141,10 @@ class RedisLimiter:
         return script
 
     async def admit(self, key, reservation: Reservation, windows: list[Window]) -> Verdict:
-        from purebridge.redis import async_client
+        from purebridge.redis import pipe
 
-        client = async_client()
-        script = self._script(client, ADMIT)
+        redis = pipe()
+        keys = _keys(key.id) + [w.key for w in windows]
         argv = [
             key.rpm_limit or 0,
             key.tpm_limit or 0,
@@ -149,16 +154,13 @@ class RedisLimiter:
             len(windows),
             *[w.limit_micros for w in windows],
         ]
-        raw = await script(keys=_keys(key.id) + [w.key for w in windows], args=argv)
-        verdict = _verdict(raw)
+        verdict = _verdict(await redis.evalsha(ADMIT_SCRIPT, keys, argv))
         if verdict.status == "missing":
             # A window not seen yet, or counters Redis lost: rebuild them all
             # from the usage records, then decide again.
             for window in windows:
-                await rebuild(client, key.id, window)
-            verdict = _verdict(
-                await script(keys=_keys(key.id) + [w.key for w in windows], args=argv)
-            )
+                await rebuild(redis, key.id, window)
+            verdict = _verdict(await redis.evalsha(ADMIT_SCRIPT, keys, argv))
         return verdict
 
     def settle(self, entries) -> None:
@@ -186,7 +188,7 @@ class RedisLimiter:
 
 
 def _verdict(raw: list) -> Verdict:
-    status = raw[0].decode() if isinstance(raw[0], bytes) else raw[0]
+    status = raw[0].decode()
     return Verdict(
         status=status,
         retry_after_ms=int(raw[1]),
@@ -211,11 +213,11 @@ def spent_since(key_id: int, window: Window) -> int:
     return to_micros(total) if total else 0
 
 
-async def rebuild(client, key_id: int, window: Window) -> None:
+async def rebuild(redis, key_id: int, window: Window) -> None:
     spent = await run_db(spent_since, key_id, window)
     # Only if still missing: another worker may have rebuilt it (and admitted
     # requests) meanwhile.
-    await limiter._script(client, REBUILD)(keys=[window.key], args=[spent, window.ttl or 0])
+    await redis.evalsha(REBUILD_SCRIPT, [window.key], [spent, window.ttl or 0])
 
 
 class _Health:

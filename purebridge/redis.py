@@ -13,6 +13,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
 
+from purebridge.redis_pipe import RedisPipe
+
 # A pooled connection that broke (Redis restarted) fails its next command;
 # retry it on a fresh connection (the pool may hold several such) instead of
 # taking Redis for down.
@@ -31,6 +33,7 @@ ASYNC_SOCKET_TIMEOUT = 5
 POOL_WAIT_TIMEOUT = 5
 
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_pipes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @functools.cache
@@ -52,3 +55,28 @@ def async_client() -> redis.asyncio.Redis:
         client = redis.asyncio.Redis(connection_pool=pool)
         _async_clients[loop] = client
     return client
+
+
+def pipe() -> RedisPipe:
+    """This event loop's pipelined connection, for commands on the request
+    path (purebridge/redis_pipe.py says why it is not redis-py)."""
+    loop = asyncio.get_running_loop()
+    connection = _pipes.get(loop)
+    if connection is None:
+        connection = _pipes[loop] = RedisPipe(
+            settings.REDIS_URL,
+            timeout=ASYNC_SOCKET_TIMEOUT,
+            connect_timeout=_OPTIONS["socket_connect_timeout"],
+        )
+    return connection
+
+
+async def close_loop_clients() -> None:
+    """Close this event loop's clients (a web worker shutting down)."""
+    loop = asyncio.get_running_loop()
+    connection = _pipes.pop(loop, None)
+    if connection is not None:
+        connection.close()
+    client = _async_clients.pop(loop, None)
+    if client is not None:
+        await client.aclose()
