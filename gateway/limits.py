@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
+from gateway.tokens import count_prompt, estimate_prompt_text
+from usage.pricing import cost_usd
 
 log = logging.getLogger(__name__)
 WINDOW_MS = 60_000
@@ -121,6 +123,34 @@ def budget_windows(key, at: datetime) -> list[Window]:
     return windows
 
 
+# key id -> (the key's budget settings, valid from, valid until (epoch s), windows)
+_windows_cache: dict[int, tuple[tuple, float, float, list[Window]]] = {}
+WINDOWS_CACHE_SIZE = 10_000
+
+
+def key_windows(key, at: datetime) -> list[Window]:
+    """budget_windows(), remembered per key until the first of its windows
+    resets (or its budgets or time zone change): the same for every request
+    of a day, and computing them is a good part of admission's own time."""
+    settings_now = (key.timezone, key.daily_budget_usd, key.monthly_budget_usd, key.quota_usd)
+    ts = at.timestamp()
+    cached = _windows_cache.get(key.id)
+    if cached is not None and cached[0] == settings_now and cached[1] <= ts < cached[2]:
+        return cached[3]
+    windows = budget_windows(key, at)
+    starts = [w.start.timestamp() for w in windows if w.start is not None]
+    resets = [w.resets_at.timestamp() for w in windows if w.resets_at is not None]
+    if len(_windows_cache) >= WINDOWS_CACHE_SIZE:
+        _windows_cache.clear()
+    _windows_cache[key.id] = (
+        settings_now,
+        max(starts, default=-math.inf),
+        min(resets, default=math.inf),
+        windows,
+    )
+    return windows
+
+
 def _duration(ms: int) -> str:
     """A reset time as OpenAI writes it: 1s, 6m0s, 250ms."""
     if ms < 1000:
@@ -202,15 +232,11 @@ async def admit(key, model, usage, *, prompt: tuple[str, int], body: dict) -> No
     `prompt` is the request's countable text and its number of messages. Keys
     without limits skip the exact count: the estimate only serves records
     whose upstream reports no usage."""
-    from gateway.tokens import count_prompt, estimate_prompt_text
-
     if not has_limits(key):
         usage.prompt_estimate = estimate_prompt_text(*prompt)
         return
     prompt_tokens = usage.prompt_estimate = await count_prompt(*prompt)
-    windows = budget_windows(key, now())
-    from usage.pricing import cost_usd
-
+    windows = key_windows(key, now())
     cap = output_cap(body, model)
     tokens = prompt_tokens + cap
     prices = model.prices

@@ -44,18 +44,18 @@ async def conversation_put(*, account_id: int, response_id: str, items: list[dic
     ttl = settings.PUREBRIDGE_RESPONSE_RETENTION_SECONDS
     value = orjson.dumps(items)
     if settings.REDIS_URL:
-        from purebridge.redis import async_client
+        from purebridge.redis import pipe
 
-        await async_client().set(_key(account_id, response_id), value, ex=int(ttl))
+        await pipe().execute("SET", _key(account_id, response_id), value, "EX", int(ttl))
     else:
         _local.put(_key(account_id, response_id), value, ttl)
 
 
 async def conversation_get(*, account_id: int, response_id: str) -> list[dict] | None:
     if settings.REDIS_URL:
-        from purebridge.redis import async_client
+        from purebridge.redis import pipe
 
-        value = await async_client().get(_key(account_id, response_id))
+        value = await pipe().execute("GET", _key(account_id, response_id))
     else:
         value = _local.get(_key(account_id, response_id))
     return orjson.loads(value) if value else None
