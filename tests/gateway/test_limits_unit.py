@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from gateway.limiter_local import LocalLimiter
-from gateway.limits import Reservation, budget_windows, output_cap, ratelimit_headers, refusal
+from gateway.limits import (
+    Reservation,
+    budget_windows,
+    key_windows,
+    output_cap,
+    ratelimit_headers,
+    refusal,
+)
 
 
 @dataclass
@@ -49,6 +56,26 @@ def test_budget_windows_follow_the_account_calendar():
     assert monthly.key == "pb:spend:7:m:202612"
     assert monthly.resets_at.isoformat() == "2027-01-01T00:00:00+09:00"
     assert daily.limit_micros == 1_000_000
+
+
+def test_remembered_windows_last_until_the_first_reset_or_a_budget_change():
+    key = Key(id=8, timezone="Asia/Tokyo", daily_budget_usd=Decimal(1), monthly_budget_usd=None)
+    evening = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # 23:00 in Tokyo
+
+    first = key_windows(key, evening)
+    assert key_windows(key, datetime(2026, 11, 30, 14, 59, tzinfo=UTC)) is first
+    # Tokyo's midnight: a new daily window.
+    (after,) = key_windows(key, datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+    assert after.key == "pb:spend:8:d:20261201"
+    # The clock moved back (tests do): computed again, not taken from the cache.
+    (back,) = key_windows(key, evening)
+    assert back.key == "pb:spend:8:d:20261130"
+    # The budget changed: computed again.
+    key.daily_budget_usd = Decimal(2)
+    (raised,) = key_windows(key, evening)
+    assert raised.limit_micros == 2_000_000
+    key.monthly_budget_usd = Decimal(10)
+    assert [w.name for w in key_windows(key, evening)] == ["daily", "monthly"]
 
 
 def test_the_output_cap_is_the_requests_own_else_the_models_default():
