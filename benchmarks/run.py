@@ -138,7 +138,8 @@ class Ask:
     label: str
     model: str  # public model id, a key of MODELS
     api: str = "chat"  # "chat" or "responses", as the client asks PureBridge
-    limited: bool = False  # the key with limits
+    # The key with limits (True), the one without (False), or as --limited-key says.
+    limited: bool | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -622,7 +623,8 @@ class Bench:
         api = ask.api
         if via == "gateway":
             base, model = f"http://{HOST}:{self.gw_port}/v1", ask.model
-            key = self.limited_api_key if ask.limited or self.args.limited_key else self.api_key
+            limited = self.args.limited_key if ask.limited is None else ask.limited
+            key = self.limited_api_key if limited else self.api_key
         else:
             base, model, key = f"http://{HOST}:{self.fake_port}/v1", upstream, "bench"
             if provider != RESPONSES_PROVIDER:
@@ -818,7 +820,10 @@ class Bench:
         chat = [Ask("chat", "bench-chat")]
         stream = [Ask("chat", "bench-stream")]
         # A/B in one phase: the two kinds of request take turns.
-        admission = [Ask("no limits", "bench-chat"), Ask("limits", "bench-chat", limited=True)]
+        admission = [
+            Ask("no limits", "bench-chat", limited=False),
+            Ask("limits", "bench-chat", limited=True),
+        ]
         responses = [
             Ask("passed through", "bench-resp-pass", "responses"),
             Ask("translated", "bench-resp-trans", "responses"),
