@@ -3,6 +3,7 @@
 gunicorn purebridge.asgi:application -k uvicorn_worker.UvicornWorker
 """
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purebridge.settings")
@@ -22,3 +23,9 @@ from gateway.tokens import load_tokenizer  # noqa: E402
 # Before gunicorn forks its workers (preload_app), so they share the tables.
 load_tokenizer()
 application = GatewayApp(django_application)
+
+# What was imported so far lives as long as the process: move it out of the
+# garbage collector's reach, so its collections walk only what requests
+# allocate (and forked workers do not copy these pages by touching them).
+gc.collect()
+gc.freeze()

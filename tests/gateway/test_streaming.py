@@ -1,6 +1,7 @@
 """The SSE relay: order, model rewriting, usage chunk, mid-stream failures, disconnects."""
 
 import socket
+import time
 
 import openai
 import orjson
@@ -212,6 +213,38 @@ def test_stream_that_stalls_between_chunks_ends_with_a_timeout_event(
     events = sse_data(response.text)
     assert "[DONE]" not in events
     assert orjson.loads(events[-1])["error"]["code"] == "upstream_timeout"
+
+
+def test_the_idle_timeout_applies_after_a_longer_first_byte_timeout(
+    http, api_key, make_provider, make_model
+):
+    provider = make_provider(first_byte_timeout=30, idle_timeout=0.3)
+    make_model("test-model", "fake?tokens=4&interval_ms=5000", provider=provider)
+
+    started = time.monotonic()
+    response = post_chat(http, api_key, chat_body(stream=True))
+    elapsed = time.monotonic() - started
+
+    events = sse_data(response.text)
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_timeout"
+    assert elapsed < 3  # the idle deadline, not the first byte's 30 s
+
+
+def test_a_stream_longer_than_its_idle_timeout_completes_while_chunks_keep_coming(
+    http, api_key, make_provider, make_model
+):
+    provider = make_provider(idle_timeout=0.3)
+    make_model("test-model", "fake?tokens=12&interval_ms=100", provider=provider)
+
+    response = post_chat(http, api_key, chat_body(stream=True))
+
+    events = sse_data(response.text)
+    assert events[-1] == "[DONE]"
+    assert "".join(
+        orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+        for e in events[:-1]
+        if orjson.loads(e).get("choices")
+    ).startswith("tok0 tok1")
 
 
 def test_stream_longer_than_the_total_timeout_ends_with_a_timeout_event(
