@@ -24,6 +24,7 @@ from django.db import (
     OperationalError,
     close_old_connections,
     connection,
+    transaction,
 )
 
 from gateway.limits import Reservation, settle
@@ -135,17 +136,8 @@ class UsageRecorder:
 
 
 def _write(batch: list[UsageEntry]) -> None:
-    from keys.models import ApiKey
-    from usage.models import UsageRecord
-
     try:
-        # ignore_conflicts: a batch retried after a partial failure is not
-        # counted twice (request_id is unique).
-        UsageRecord.objects.bulk_create([_model(entry) for entry in batch], ignore_conflicts=True)
-        last_used = {e.api_key_id for e in batch if e.api_key_id is not None and e.status != 401}
-        if last_used:
-            now = max(entry.created_at for entry in batch)
-            ApiKey.objects.filter(id__in=last_used).update(last_used_at=now)
+        _store(batch)
         # Only now that the records are in the database, where a lost counter
         # is rebuilt from, do reservations become real costs.
         settle(batch)
@@ -153,6 +145,23 @@ def _write(batch: list[UsageEntry]) -> None:
     finally:
         # Give the connection back (to psycopg's pool in production).
         connection.close()
+
+
+def _store(batch: list[UsageEntry]) -> None:
+    """The records and their keys' last use in one transaction: one commit per
+    batch, and a batch whose UPDATE fails is retried whole, not found half
+    written."""
+    from keys.models import ApiKey
+    from usage.models import UsageRecord
+
+    with transaction.atomic():
+        # ignore_conflicts: a batch retried after a partial failure is not
+        # counted twice (request_id is unique).
+        UsageRecord.objects.bulk_create([_model(entry) for entry in batch], ignore_conflicts=True)
+        last_used = {e.api_key_id for e in batch if e.api_key_id is not None and e.status != 401}
+        if last_used:
+            now = max(entry.created_at for entry in batch)
+            ApiKey.objects.filter(id__in=last_used).update(last_used_at=now)
 
 
 def _model(entry: UsageEntry):
