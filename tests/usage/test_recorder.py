@@ -6,11 +6,14 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
-from django.db import OperationalError
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connection, models
 from django.utils import timezone
 
 from keys.models import ApiKey
+from tests.helpers import database_url_for_tests
 from usage import recorder
 from usage.models import UsageRecord
 from usage.recorder import UsageEntry
@@ -131,3 +134,37 @@ def test_a_batch_whose_acknowledgement_was_lost_is_retried_and_recorded_once(
     assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == ["pb-1", "pb-2"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and "dropped" in r.message]
     assert ApiKey.objects.get(pk=key.pk).last_used_at is not None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+def test_a_batch_whose_connection_dies_during_copy_is_kept_and_written_again(
+    own_recorder, make_key, monkeypatch
+):
+    key, _ = make_key()
+    url = database_url_for_tests()
+    copy = recorder._copy
+    killed = []
+
+    def copy_on_a_killed_connection(batch):
+        if not killed:
+            connection.ensure_connection()
+            killed.append(connection.connection.info.backend_pid)
+            with psycopg.connect(url, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", [killed[0]])
+        copy(batch)
+
+    monkeypatch.setattr(recorder, "_copy", copy_on_a_killed_connection)
+
+    own_recorder.record(entry(key, "pb-survivor"))
+    assert own_recorder.flush(10), "the writer gave up on the batch or died"
+
+    assert killed
+    assert UsageRecord.objects.get().request_id == "pb-survivor"
+
+
+def test_a_record_column_without_a_source_in_the_entry_is_a_configuration_error():
+    region = models.CharField(max_length=8)
+    region.set_attributes_from_name("region")
+
+    with pytest.raises(ImproperlyConfigured, match="usage_usagerecord.region"):
+        recorder._copy_plan("usage_usagerecord", [*UsageRecord._meta.concrete_fields, region])
