@@ -200,7 +200,7 @@ class RedisPipe:
                 factory,
                 options.get("host", "localhost"),
                 options.get("port", 6379),
-                ssl=ssl.create_default_context() if self.tls else None,
+                ssl=tls_context(options) if self.tls else None,
             )
         return protocol
 
@@ -218,3 +218,21 @@ class RedisPipe:
         except BaseException:
             connection.close()
             raise
+
+
+def tls_context(options: dict) -> ssl.SSLContext:
+    """The TLS settings a rediss:// URL gives redis-py, applied the same way
+    (ssl_cert_reqs, ssl_ca_certs, ssl_check_hostname, ssl_certfile,
+    ssl_keyfile): certificates are verified unless the URL says otherwise."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    required = options.get("ssl_cert_reqs", "required")
+    if required in ("none", ssl.CERT_NONE):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif required in ("optional", ssl.CERT_OPTIONAL):
+        context.verify_mode = ssl.CERT_OPTIONAL
+    if options.get("ssl_check_hostname") is False:
+        context.check_hostname = False
+    if options.get("ssl_certfile"):
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    return context

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
+import socket
+import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -14,6 +19,8 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from purebridge.redis import sync_client
 from purebridge.redis_pipe import RedisPipe, Script
+from tests.helpers import wait_for
+from tests.limits.support import free_port
 
 
 @pytest.fixture
@@ -116,3 +123,123 @@ async def test_nothing_listening_is_a_connection_error() -> None:
 
     with pytest.raises(ConnectionError, match="cannot connect"):
         await RedisPipe(f"redis://127.0.0.1:{port}/0").execute("PING")
+
+
+async def test_a_url_with_credentials_authenticates() -> None:
+    admin = sync_client()
+    admin.acl_setuser(
+        "pb-pipe-test", enabled=True, passwords=["+s3cret"], keys="*", commands=["+@all"]
+    )
+    parts = urlsplit(settings.REDIS_URL)
+    try:
+        good = RedisPipe(urlunsplit(parts._replace(netloc=f"pb-pipe-test:s3cret@{parts.netloc}")))
+        bad = RedisPipe(urlunsplit(parts._replace(netloc=f"pb-pipe-test:wrong@{parts.netloc}")))
+        try:
+            assert await good.execute("ACL", "WHOAMI") == b"pb-pipe-test"
+            with pytest.raises(ResponseError, match="WRONGPASS"):
+                await bad.execute("PING")
+        finally:
+            good.close()
+            bad.close()
+    finally:
+        admin.acl_deluser("pb-pipe-test")
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory):
+    """A redis-server of its own that speaks only TLS, with a certificate for
+    127.0.0.1 signed by a test CA."""
+    directory = tmp_path_factory.mktemp("redis-tls")
+    ca_pem, cert_pem, key_pem = _certificates()
+    (directory / "ca.pem").write_bytes(ca_pem)
+    (directory / "cert.pem").write_bytes(cert_pem)
+    (directory / "key.pem").write_bytes(key_pem)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port", "0",
+            "--tls-port", str(port),
+            "--bind", "127.0.0.1",
+            "--tls-cert-file", str(directory / "cert.pem"),
+            "--tls-key-file", str(directory / "key.pem"),
+            "--tls-ca-cert-file", str(directory / "ca.pem"),
+            "--tls-auth-clients", "no",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        if not wait_for(lambda: _listening(port), timeout=10):
+            raise RuntimeError("redis-server with TLS did not start")
+        yield port, directory / "ca.pem"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_rediss_verifies_the_servers_certificate(tls_redis) -> None:
+    port, ca = tls_redis
+    verified = RedisPipe(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
+    unverified = RedisPipe(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none")
+    unknown_ca = RedisPipe(f"rediss://127.0.0.1:{port}/0")
+    try:
+        assert await verified.execute("PING") == b"PONG"
+        assert await unverified.execute("PING") == b"PONG"
+        with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            await unknown_ca.execute("PING")
+    finally:
+        for connection in (verified, unverified, unknown_ca):
+            connection.close()
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+def _certificates() -> tuple[bytes, bytes, bytes]:
+    """A CA and a server certificate for 127.0.0.1 it signed (PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PureBridge test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
