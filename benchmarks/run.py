@@ -881,18 +881,17 @@ class Bench:
                 warmup=256,
                 settle_s=0.6,
             )
-        self.pair(
-            "stream-c64",
-            stream,
-            stream=True,
-            concurrency=64,
-            requests=c.streams,
-            warmup=64,
-            settle_s=0.6,
+        streams_64 = {
+            "stream": True,
+            "concurrency": 64,
+            "requests": c.streams,
+            "warmup": 64,
+            "settle_s": 0.6,
             # Spread the first 64 over one stream's length: otherwise all 64 start,
             # end and start again together, in lock-step waves no real traffic has.
-            ramp_s=STREAM_RAMP_S,
-        )
+            "ramp_s": STREAM_RAMP_S,
+        }
+        self.pair("stream-c64", stream, **streams_64)
         # /v1/responses streamed: passed through to a Responses upstream and
         # translated for a chat-only one, alternating in each phase.
         self.pair(
@@ -903,16 +902,7 @@ class Bench:
             requests=2 * c.c1,
             warmup=50,
         )
-        self.pair(
-            "responses-c64",
-            responses_streams,
-            stream=True,
-            concurrency=64,
-            requests=c.streams,
-            warmup=64,
-            settle_s=0.6,
-            ramp_s=STREAM_RAMP_S,
-        )
+        self.pair("responses-c64", responses_streams, **streams_64)
         if not self.args.skip_slow_streams:
             # The client opens its streams spread over SLOW_RAMP_S (all of them are
             # still open together: each lasts ~1 s), then once more all at once.

@@ -108,3 +108,23 @@ def celery_worker_command(hostname: str) -> list[str]:
         "--hostname",
         f"{hostname}@%h",
     ]
+
+
+def usage_entry(key, request_id: str, **fields):
+    """A usage record as the hot path hands it to the writer: a 200 of `key`
+    now, with `fields` set or overridden."""
+    from django.utils import timezone
+
+    from usage.recorder import UsageEntry
+
+    return UsageEntry(
+        **{
+            "created_at": timezone.now(),
+            "request_id": request_id,
+            "endpoint": "chat.completions",
+            "status": 200,
+            "account_id": key.account_id,
+            "api_key_id": key.id,
+            **fields,
+        }
+    )

@@ -13,22 +13,10 @@ from django.db import OperationalError, connection, models
 from django.utils import timezone
 
 from keys.models import ApiKey
-from tests.helpers import database_url_for_tests
+from tests.helpers import database_url_for_tests, usage_entry
 from usage import recorder
 from usage.models import UsageRecord
 from usage.recorder import UsageEntry
-
-
-def entry(key, request_id: str, **fields) -> UsageEntry:
-    return UsageEntry(
-        created_at=timezone.now(),
-        request_id=request_id,
-        endpoint="chat.completions",
-        status=200,
-        account_id=key.account_id,
-        api_key_id=key.id,
-        **fields,
-    )
 
 
 def every_field(key) -> UsageEntry:
@@ -100,12 +88,12 @@ def test_every_column_of_a_record_is_what_the_entry_had(own_recorder, make_key, 
 
 def test_a_batch_written_again_leaves_each_record_once(make_key):
     key, _ = make_key()
-    first = [entry(key, "pb-1"), entry(key, "pb-2")]
+    first = [usage_entry(key, "pb-1"), usage_entry(key, "pb-2")]
 
     recorder._write(first)
     # The retry of a batch whose commit went through but whose acknowledgement
     # was lost, with a record the first write did not have.
-    recorder._write([*first, entry(key, "pb-3")])
+    recorder._write([*first, usage_entry(key, "pb-3")])
 
     ids = Counter(UsageRecord.objects.values_list("request_id", flat=True))
     assert ids == {"pb-1": 1, "pb-2": 1, "pb-3": 1}
@@ -127,7 +115,7 @@ def test_a_batch_whose_acknowledgement_was_lost_is_retried_and_recorded_once(
     monkeypatch.setattr(recorder, "_store", store_then_lose_the_first_acknowledgement)
 
     for request_id in ("pb-1", "pb-2"):
-        own_recorder.record(entry(key, request_id))
+        own_recorder.record(usage_entry(key, request_id))
     assert own_recorder.flush(10)
 
     assert lost
@@ -155,7 +143,7 @@ def test_a_batch_whose_connection_dies_during_copy_is_kept_and_written_again(
 
     monkeypatch.setattr(recorder, "_copy", copy_on_a_killed_connection)
 
-    own_recorder.record(entry(key, "pb-survivor"))
+    own_recorder.record(usage_entry(key, "pb-survivor"))
     assert own_recorder.flush(10), "the writer gave up on the batch or died"
 
     assert killed

@@ -5,12 +5,11 @@ from decimal import Decimal
 
 import httpx2
 import pytest
-from django.utils import timezone
 
 from keys.models import ApiKey
-from tests.helpers import chat_body, post_chat
+from tests.helpers import chat_body, post_chat, usage_entry
 from usage.models import UsageRecord
-from usage.recorder import UsageEntry, get_recorder
+from usage.recorder import get_recorder
 
 MILLION = Decimal(1_000_000)
 
@@ -263,15 +262,7 @@ def test_record_of_a_key_deleted_before_the_write_is_still_kept(make_key):
     deleted.delete()
     for request_id, key_id in (("pb-gone", deleted_id), ("pb-here", kept.id)):
         get_recorder().record(
-            UsageEntry(
-                created_at=timezone.now(),
-                request_id=request_id,
-                endpoint="chat.completions",
-                status=200,
-                account_id=kept.account_id,
-                api_key_id=key_id,
-                cost_usd=Decimal("0.1"),
-            )
+            usage_entry(kept, request_id, api_key_id=key_id, cost_usd=Decimal("0.1"))
         )
 
     assert get_recorder().flush(10)
@@ -298,17 +289,7 @@ def test_upstream_error_code_longer_than_the_record_field_is_still_recorded(
 def test_a_record_the_database_refuses_does_not_hold_up_the_others(own_recorder, make_key):
     key, _ = make_key()
     for request_id, error_type in (("pb-refused", "e" * 100), ("pb-fine", "")):
-        own_recorder.record(
-            UsageEntry(
-                created_at=timezone.now(),
-                request_id=request_id,
-                endpoint="chat.completions",
-                status=400,
-                account_id=key.account_id,
-                api_key_id=key.id,
-                error_type=error_type,
-            )
-        )
+        own_recorder.record(usage_entry(key, request_id, status=400, error_type=error_type))
 
     own_recorder.flush(2)
 
