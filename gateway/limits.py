@@ -15,6 +15,8 @@ the in-process limiter with each limit divided among the web workers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -259,7 +261,20 @@ async def admit(key, model, usage, *, prompt: tuple[str, int], body: dict) -> No
         cost_micros=cost if windows else 0,
         windows=tuple(w.key for w in windows),
     )
-    verdict = await _decide(key, reservation, windows)
+    decision = asyncio.ensure_future(_decide(key, reservation, windows))
+    try:
+        verdict = await asyncio.shield(decision)
+    except asyncio.CancelledError:
+        # The client left while Redis was deciding. The script runs all the
+        # same: wait for it (it is bounded by the Redis timeout) so that a
+        # reservation it made is this request's to release when its record is
+        # written, instead of staying counted against the budget for good.
+        with contextlib.suppress(Exception):
+            verdict = await decision
+            if verdict.status == "ok":
+                reservation.admitted_ms = verdict.admitted_ms
+                usage.reservation = reservation
+        raise
     headers = ratelimit_headers(key, verdict, tokens)
     usage.req.extra_headers.extend((k.encode(), v.encode()) for k, v in headers.items())
     if verdict.status != "ok":

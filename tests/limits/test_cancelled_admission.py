@@ -1,0 +1,54 @@
+"""A client that leaves while Redis is still deciding its admission: the
+script runs all the same, so its reservation must be released with the
+request's record instead of staying counted against the budget."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import httpx2
+import pytest
+
+from tests.helpers import post_chat, wait_for
+from tests.limits.support import chat, spend_counter
+
+# Keeps Redis busy (a script blocks every other client) for ARGV[1] ms.
+BUSY = """
+local t = redis.call('TIME')
+local start = tonumber(t[1]) * 1000000 + tonumber(t[2])
+repeat
+  t = redis.call('TIME')
+until tonumber(t[1]) * 1000000 + tonumber(t[2]) - start > tonumber(ARGV[1]) * 1000
+return 1
+"""
+
+
+def test_a_client_gone_during_admission_leaves_no_reservation_behind(
+    live, http, make_key, models, usage_records, redis_client
+):
+    key, secret = make_key(daily_budget_usd=Decimal("10"))
+    assert post_chat(http, secret, chat("flat", max_tokens=5)).status_code == 200
+    [first] = usage_records()
+    spent = spend_counter(redis_client, key, "d")
+    assert spent and spent > 0
+
+    busy = threading.Thread(target=redis_client.eval, args=(BUSY, 0, 600))
+    busy.start()
+    try:
+        with pytest.raises(httpx2.TimeoutException):
+            # Admission waits behind the busy script; the client gives up first.
+            httpx2.post(
+                f"{live.url}/v1/chat/completions",
+                json=chat("flat", max_tokens=5),
+                headers={"Authorization": f"Bearer {secret}"},
+                timeout=0.2,
+            )
+    finally:
+        busy.join()
+
+    assert wait_for(lambda: len(usage_records()) == 2, timeout=5)
+    gone = next(r for r in usage_records() if r.request_id != first.request_id)
+    assert gone.cost_usd == 0
+    # The reservation the script made after the client left was released.
+    assert spend_counter(redis_client, key, "d") == spent
