@@ -1,6 +1,9 @@
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -72,3 +75,18 @@ def test_bad_options_are_refused_with_a_clear_message(args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         create("--email", "ops@example.com", *args)
     assert not ApiKey.objects.exists()
+
+
+def test_a_bad_option_on_the_command_line_gets_usage_and_a_message_not_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "createapikey", "--email", "ops@example.com", "--rpm", "-5"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "argument --rpm: '-5' is not a whole number of 1 or more" in result.stderr
+    assert "usage: manage.py createapikey" in result.stderr
+    assert "Traceback" not in result.stderr

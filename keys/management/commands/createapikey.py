@@ -1,3 +1,4 @@
+from argparse import ArgumentTypeError
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 
@@ -9,20 +10,23 @@ from django.utils import timezone
 from accounts.services import account_get_or_create_for_email
 from keys.services import key_create
 
+# Option types raise ArgumentTypeError: argparse then prints the usage and the
+# message and exits 2, where a CommandError here would escape as a traceback.
+
 
 def _usd(value: str) -> Decimal:
     try:
         amount = Decimal(value)
     except InvalidOperation:
-        raise CommandError(f"{value!r} is not an amount in USD (e.g. 25 or 2.50)") from None
+        raise ArgumentTypeError(f"{value!r} is not an amount in USD (e.g. 25 or 2.50)") from None
     if amount < 0 or not amount.is_finite():
-        raise CommandError(f"{value!r}: amounts must be zero or more")
+        raise ArgumentTypeError(f"{value!r}: amounts must be zero or more")
     return amount
 
 
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise CommandError(f"{value!r} is not a whole number of 1 or more")
+        raise ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
     return int(value)
 
 
@@ -31,13 +35,13 @@ def _expiry(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"{value!r} is not an ISO date or date-time (2026-12-31)") from None
+        raise ArgumentTypeError(f"{value!r} is not an ISO date or date-time (2026-12-31)") from None
     if len(value) == 10:
         parsed = datetime.combine(parsed.date(), time.max)
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=UTC)
     if parsed <= timezone.now():
-        raise CommandError(f"--expires {value} is in the past")
+        raise ArgumentTypeError(f"{value} is in the past")
     return parsed
 
 
