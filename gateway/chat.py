@@ -66,6 +66,7 @@ async def chat_completions(req: Request, usage: Usage) -> None:
         public_model=model_id,
         stream=stream,
         client_request_id=usage.client_request_id,
+        default_max_output_tokens=model.default_max_output_tokens,
     )
     reply, first = await open_route(model, call, usage)
     usage.upstream_request_id = reply.request_id

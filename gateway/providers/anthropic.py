@@ -23,8 +23,6 @@ from gateway.providers.http import (
 from gateway.providers.openai import map_status
 
 ANTHROPIC_VERSION = "2023-06-01"
-# Anthropic requires max_tokens; used when the client sets no output cap.
-DEFAULT_MAX_TOKENS = 8192
 STOP_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -50,7 +48,9 @@ class AnthropicAdapter(HTTPAdapter):
         }
 
     async def chat(self, call: UpstreamCall) -> UpstreamReply:
-        payload = to_messages_request(call.body, call.upstream_model, call.stream)
+        payload = to_messages_request(
+            call.body, call.upstream_model, call.stream, call.default_max_output_tokens
+        )
         reply, response, started = await self.open("/messages", payload, self.headers(call), call)
         if call.stream:
             reply.stream = AnthropicChunkStream(self.events(response, started))
@@ -74,7 +74,11 @@ class AnthropicAdapter(HTTPAdapter):
         return map_status(status, message, retry_after, type=kind, param=None, code=kind)
 
 
-def to_messages_request(body: dict, model: str, stream: bool) -> dict:
+def to_messages_request(body: dict, model: str, stream: bool, default_max_tokens: int) -> dict:
+    """A chat completions request in the Messages API's words. Anthropic
+    requires max_tokens: without a cap in the request it gets the model's
+    default, the one admission reserved for (a larger one could overshoot a
+    budget)."""
     """An OpenAI chat completions body as an Anthropic Messages request."""
     if body.get("n", 1) not in (1, None):
         raise InvalidRequest("This model supports only n=1.", param="n")
@@ -97,7 +101,7 @@ def to_messages_request(body: dict, model: str, stream: bool) -> dict:
         "messages": messages,
         "max_tokens": body.get("max_completion_tokens")
         or body.get("max_tokens")
-        or DEFAULT_MAX_TOKENS,
+        or default_max_tokens,
         "stream": stream,
     }
     if system:

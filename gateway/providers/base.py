@@ -33,6 +33,9 @@ class UpstreamCall:
     public_model: str
     stream: bool
     client_request_id: str = ""
+    # The output cap admission reserved for when the request sets none (the
+    # model's default): what an upstream that requires a cap is sent.
+    default_max_output_tokens: int = 4096
 
 
 class ChunkStream(ABC):

@@ -108,6 +108,7 @@ async def create_response(req: Request, usage: Usage) -> None:
         public_model=model_id,
         stream=stream,
         client_request_id=usage.client_request_id,
+        default_max_output_tokens=model.default_max_output_tokens,
     )
 
     async def attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:

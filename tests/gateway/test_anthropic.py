@@ -3,6 +3,7 @@
 import openai
 import pytest
 
+from gateway.models import CatalogModel
 from gateway.providers.anthropic import to_messages_request
 
 
@@ -34,7 +35,8 @@ def test_a_chat_completion_is_answered_by_the_messages_api(client, claude, fake_
     assert sent["body"]["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "hi"}]}
     ]
-    assert sent["body"]["max_tokens"] > 0
+    # No cap in the request: the model's default, which is what admission reserved.
+    assert sent["body"]["max_tokens"] == CatalogModel.objects.get().default_max_output_tokens
 
 
 def test_a_streamed_chat_is_translated_chunk_by_chunk(client, claude):
@@ -169,7 +171,7 @@ def test_images_as_urls_and_base64_become_image_blocks():
         ]
     }
 
-    request = to_messages_request(body, "claude-x", stream=False)
+    request = to_messages_request(body, "claude-x", stream=False, default_max_tokens=4096)
 
     assert request["messages"][0]["content"][1:] == [
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
@@ -190,7 +192,7 @@ def test_system_and_developer_messages_anywhere_become_the_system_prompt():
         ]
     }
 
-    request = to_messages_request(body, "claude-x", stream=False)
+    request = to_messages_request(body, "claude-x", stream=False, default_max_tokens=4096)
 
     assert request["system"] == "A.\n\nB."
     assert [m["role"] for m in request["messages"]] == ["user"]
@@ -208,7 +210,7 @@ def test_stop_temperature_and_tool_choice_are_translated():
         "parallel_tool_calls": False,
     }
 
-    request = to_messages_request(body, "claude-x", stream=True)
+    request = to_messages_request(body, "claude-x", stream=True, default_max_tokens=4096)
 
     assert request["stop_sequences"] == ["END"]
     assert request["temperature"] == 1.0
