@@ -19,6 +19,9 @@ if settings.PUREBRIDGE_SERVE_STATIC:
 
 from gateway.asgi import GatewayApp  # noqa: E402
 from gateway.tokens import load_tokenizer  # noqa: E402
+from purebridge.redis import check_url  # noqa: E402
+
+check_url()
 
 # Before gunicorn forks its workers (preload_app), so they share the tables.
 load_tokenizer()

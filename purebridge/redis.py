@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-import weakref
 
 import redis
 import redis.asyncio
@@ -32,8 +32,10 @@ ASYNC_SOCKET_TIMEOUT = 5
 # a Redis failure.
 POOL_WAIT_TIMEOUT = 5
 
-_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_pipes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Per event loop. Not weak: a client's connections hold their loop. Entries of
+# loops that were closed (tests, asyncio.run) are dropped when a new one is made.
+_async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+_pipes: dict[asyncio.AbstractEventLoop, RedisPipe] = {}
 
 
 @functools.cache
@@ -46,6 +48,7 @@ def async_client() -> redis.asyncio.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
+        _forget_closed_loops()
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             settings.REDIS_URL,
             max_connections=settings.REDIS_POOL_SIZE,
@@ -63,6 +66,7 @@ def pipe() -> RedisPipe:
     loop = asyncio.get_running_loop()
     connection = _pipes.get(loop)
     if connection is None:
+        _forget_closed_loops()
         connection = _pipes[loop] = RedisPipe(
             settings.REDIS_URL,
             timeout=ASYNC_SOCKET_TIMEOUT,
@@ -80,3 +84,18 @@ async def close_loop_clients() -> None:
     client = _async_clients.pop(loop, None)
     if client is not None:
         await client.aclose()
+
+
+def _forget_closed_loops() -> None:
+    for loop in [loop for loop in _pipes if loop.is_closed()]:
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+            _pipes.pop(loop).close()
+    for loop in [loop for loop in _async_clients if loop.is_closed()]:
+        # Its connections cannot be closed on a closed loop; let them go.
+        del _async_clients[loop]
+
+
+def check_url() -> None:
+    """Fail at start on a REDIS_URL the request path could not use."""
+    if settings.REDIS_URL:
+        RedisPipe(settings.REDIS_URL)

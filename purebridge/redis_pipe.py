@@ -130,7 +130,9 @@ class _Connection(asyncio.Protocol):
             self.watchdog.cancel()
             self.watchdog = None
         if self.transport is not None:
-            self.transport.close()
+            # abort, not close: a Redis that stopped reading would keep a
+            # closing socket (and its unsent commands) open for minutes.
+            self.transport.abort()
 
     def close(self) -> None:
         self._fail(RedisConnectionError("connection closed"))
@@ -143,10 +145,15 @@ class RedisPipe:
         self.url = url
         self.options = parse_url(url)
         self.tls = urlsplit(url).scheme == "rediss"
+        if self.tls:
+            tls_context(self.options)  # a URL this cannot honour fails here, at start
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._connection: _Connection | None = None
-        self._connecting: asyncio.Lock | None = None
+        # The connection being opened: every command waiting for one awaits
+        # this same attempt, so a Redis that does not answer costs each of
+        # them one connect timeout, not one per command queued before it.
+        self._connecting: asyncio.Task | None = None
 
     async def execute(self, *args: Arg):
         """Send one command and return its reply (hiredis types: bytes, int, list)."""
@@ -164,6 +171,15 @@ class RedisPipe:
             # Redis restarted or flushed its scripts: EVAL runs and caches it.
             return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
+    async def execute_idempotent(self, *args: Arg):
+        """execute() for a command that may run twice (SET, GET): one more try
+        on a new connection when the first one broke under it (a Redis
+        restart, an idle connection dropped by the network)."""
+        try:
+            return await self.execute(*args)
+        except RedisConnectionError:
+            return await self.execute(*args)
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -171,22 +187,31 @@ class RedisPipe:
 
     async def _connect(self) -> _Connection:
         if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            connection = self._connection
-            if connection is not None and connection.broken is None:
-                return connection  # another command connected meanwhile
-            loop = asyncio.get_running_loop()
-            try:
-                async with asyncio.timeout(self.connect_timeout):
-                    connection = await self._open(loop)
+            self._connecting = asyncio.ensure_future(self._open_and_greet())
+            self._connecting.add_done_callback(self._connected)
+        # Shielded: a caller that is cancelled does not cancel the others' attempt.
+        return await asyncio.shield(self._connecting)
+
+    def _connected(self, attempt: asyncio.Task) -> None:
+        self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._connection = attempt.result()
+
+    async def _open_and_greet(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                connection = await self._open(loop)
+                try:
                     await self._hello(connection)
-            except TimeoutError as exc:  # asyncio's (the builtin)
-                raise RedisTimeoutError("connecting to Redis timed out") from exc
-            except OSError as exc:
-                raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
-            self._connection = connection
-            return connection
+                except BaseException:
+                    connection.close()
+                    raise
+        except TimeoutError as exc:  # asyncio's (the builtin)
+            raise RedisTimeoutError("connecting to Redis timed out") from exc
+        except OSError as exc:
+            raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+        return connection
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         def factory() -> _Connection:
@@ -207,24 +232,30 @@ class RedisPipe:
     async def _hello(self, connection: _Connection) -> None:
         """Authenticate and select the database, as the URL says."""
         options = self.options
-        try:
-            if options.get("password"):
-                credentials = [options["password"]]
-                if options.get("username"):
-                    credentials.insert(0, options["username"])
-                await connection.send(_pack(("AUTH", *credentials)))
-            if options.get("db"):
-                await connection.send(_pack(("SELECT", int(options["db"]))))
-        except BaseException:
-            connection.close()
-            raise
+        if options.get("password"):
+            credentials = [options["password"]]
+            if options.get("username"):
+                credentials.insert(0, options["username"])
+            await connection.send(_pack(("AUTH", *credentials)))
+        if options.get("db"):
+            await connection.send(_pack(("SELECT", int(options["db"]))))
 
 
 def tls_context(options: dict) -> ssl.SSLContext:
     """The TLS settings a rediss:// URL gives redis-py, applied the same way
-    (ssl_cert_reqs, ssl_ca_certs, ssl_check_hostname, ssl_certfile,
-    ssl_keyfile): certificates are verified unless the URL says otherwise."""
-    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    (ssl_cert_reqs, ssl_ca_certs, ssl_ca_path, ssl_ca_data,
+    ssl_check_hostname, ssl_certfile, ssl_keyfile, ssl_password,
+    ssl_min_version, ssl_ciphers): certificates are verified unless the URL
+    says otherwise. An option this does not know is refused (checked when the
+    web process starts) rather than failing every admission later."""
+    unknown = {name for name in options if name.startswith("ssl_")} - TLS_OPTIONS
+    if unknown:
+        raise ValueError(f"REDIS_URL: TLS options not supported: {', '.join(sorted(unknown))}")
+    context = ssl.create_default_context(
+        cafile=options.get("ssl_ca_certs"),
+        capath=options.get("ssl_ca_path"),
+        cadata=options.get("ssl_ca_data"),
+    )
     required = options.get("ssl_cert_reqs", "required")
     if required in ("none", ssl.CERT_NONE):
         context.check_hostname = False
@@ -234,5 +265,28 @@ def tls_context(options: dict) -> ssl.SSLContext:
     if options.get("ssl_check_hostname") is False:
         context.check_hostname = False
     if options.get("ssl_certfile"):
-        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+        context.load_cert_chain(
+            options["ssl_certfile"], options.get("ssl_keyfile"), options.get("ssl_password")
+        )
+    if options.get("ssl_min_version"):
+        # redis-py reads it as the number of an ssl.TLSVersion (771: TLS 1.2).
+        context.minimum_version = ssl.TLSVersion(int(options["ssl_min_version"]))
+    if options.get("ssl_ciphers"):
+        context.set_ciphers(options["ssl_ciphers"])
     return context
+
+
+TLS_OPTIONS = frozenset(
+    (
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_ca_data",
+        "ssl_check_hostname",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        "ssl_min_version",
+        "ssl_ciphers",
+    )
+)

@@ -46,7 +46,7 @@ async def conversation_put(*, account_id: int, response_id: str, items: list[dic
     if settings.REDIS_URL:
         from purebridge.redis import pipe
 
-        await pipe().execute("SET", _key(account_id, response_id), value, "EX", int(ttl))
+        await pipe().execute_idempotent("SET", _key(account_id, response_id), value, "EX", int(ttl))
     else:
         _local.put(_key(account_id, response_id), value, ttl)
 
@@ -55,7 +55,7 @@ async def conversation_get(*, account_id: int, response_id: str) -> list[dict] |
     if settings.REDIS_URL:
         from purebridge.redis import pipe
 
-        value = await pipe().execute("GET", _key(account_id, response_id))
+        value = await pipe().execute_idempotent("GET", _key(account_id, response_id))
     else:
         value = _local.get(_key(account_id, response_id))
     return orjson.loads(value) if value else None

@@ -115,6 +115,51 @@ async def test_a_server_that_does_not_answer_times_out_every_waiting_command() -
     assert 0.3 <= elapsed < 1.5
 
 
+async def test_commands_waiting_for_a_connection_share_one_attempt() -> None:
+    """A Redis that accepts but never answers AUTH: every command waiting for
+    the connection fails after one connect timeout, not one after another."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = RedisPipe(f"redis://:pw@127.0.0.1:{port}/0", connect_timeout=0.3)
+    try:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(connection.execute("PING") for _ in range(8)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        connection.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    assert all(isinstance(r, TimeoutError) for r in results), results
+    assert len(accepted) == 1
+    assert elapsed < 1.0  # 8 attempts in a row would take 2.4 s
+
+
+async def test_an_idempotent_command_is_sent_again_when_its_connection_breaks(pipe) -> None:
+    client_id = await pipe.execute("CLIENT", "ID")
+    waiting = asyncio.ensure_future(pipe.execute_idempotent("BLPOP", "pb:test:pipe:empty", 0.5))
+    await asyncio.sleep(0.1)
+
+    sync_client().client_kill_filter(_id=client_id)
+
+    assert await waiting is None  # answered on a new connection, not an error
+    assert await pipe.execute("CLIENT", "ID") != client_id
+
+
+def test_a_tls_option_the_pipe_cannot_honour_is_refused_when_it_is_made() -> None:
+    with pytest.raises(ValueError, match="ssl_include_verify_flags"):
+        RedisPipe("rediss://127.0.0.1:6380/0?ssl_include_verify_flags=VERIFY_X509_STRICT")
+
+
 async def test_nothing_listening_is_a_connection_error() -> None:
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
