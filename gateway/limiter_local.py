@@ -16,6 +16,7 @@ from collections import deque
 
 from django.conf import settings
 
+from gateway import limits
 from gateway.db import run_db
 from gateway.limits import WINDOW_MS, Reservation, Verdict, Window, actual
 
@@ -49,7 +50,8 @@ class LocalLimiter:
             spent = await run_db(spent_since, key.id, window)
             with self._lock:
                 if self._current(window.key) is None:
-                    expires = time.time() + window.ttl if window.ttl else None
+                    ttl = window.ttl(limits.now())
+                    expires = time.time() + ttl if ttl else None
                     self._spend[window.key] = (spent, expires)
         return self._admit(key, reservation, windows)
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 import logging
 import time
 
+from gateway import limits
 from gateway.db import run_db
 from gateway.limits import Reservation, Verdict, Window, actual, to_micros
 from purebridge.redis_pipe import Script
 
 log = logging.getLogger(__name__)
 
-# KEYS: requests zset, tokens zset, tokens sum, then one counter per budget window.
+# KEYS: requests zset, tokens zset, tokens sum, one counter per budget window,
+#       then the request's admission marker.
 # ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, then
 #       each window's limit (micros).
+# The marker makes a retry exact: when the reply to an admission is lost (a
+# broken connection, a timeout) and the request asks again, the script
+# answers with the first admission instead of reserving twice.
 # The requests window is a sorted set of admission times: exact, so RPM 60 is
 # 60 in any minute. The tokens window is a sorted set of reservations with a
 # running sum, each entry added and removed once.
@@ -24,6 +29,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = 60000
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local rid, cost, nwin = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local marker = KEYS[4 + nwin]
+local admitted = redis.call('GET', marker)
+if admitted then return {'ok', 0, 0, 0, -1, 0, tonumber(admitted)} end
 local requests, used = 0, 0
 if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -73,6 +81,7 @@ if tpm > 0 then
   used = used + tokens
 end
 for i = 1, nwin do redis.call('HINCRBY', KEYS[3 + i], 'spent', cost) end
+redis.call('SET', marker, now, 'PX', window)
 return {'ok', 0, requests, used, -1, 0, now}
 """
 
@@ -144,7 +153,7 @@ class RedisLimiter:
         from purebridge.redis import pipe
 
         redis = pipe()
-        keys = _keys(key.id) + [w.key for w in windows]
+        keys = [*_keys(key.id), *(w.key for w in windows), f"pb:adm:{reservation.request_id}"]
         argv = [
             key.rpm_limit or 0,
             key.tpm_limit or 0,
@@ -217,7 +226,8 @@ async def rebuild(redis, key_id: int, window: Window) -> None:
     spent = await run_db(spent_since, key_id, window)
     # Only if still missing: another worker may have rebuilt it (and admitted
     # requests) meanwhile.
-    await redis.evalsha(REBUILD_SCRIPT, [window.key], [spent, window.ttl or 0])
+    ttl = window.ttl(limits.now())  # the clock tests move
+    await redis.evalsha(REBUILD_SCRIPT, [window.key], [spent, ttl or 0])
 
 
 class _Health:

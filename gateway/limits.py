@@ -51,7 +51,13 @@ class Window:
     limit_micros: int
     start: datetime | None  # None: since the key was made
     resets_at: datetime | None
-    ttl: int | None  # seconds the counter is kept
+
+    def ttl(self, at: datetime) -> int | None:
+        """Seconds to keep the window's counter from `at`: a day past its reset
+        (None: for good)."""
+        if self.resets_at is None:
+            return None
+        return int((self.resets_at - at).total_seconds()) + 86_400
 
 
 @dataclass(slots=True)
@@ -100,7 +106,6 @@ def budget_windows(key, at: datetime) -> list[Window]:
                 to_micros(key.daily_budget_usd),
                 start,
                 resets,
-                int((resets - at).total_seconds()) + 86_400,
             )
         )
     if key.monthly_budget_usd is not None:
@@ -115,12 +120,11 @@ def budget_windows(key, at: datetime) -> list[Window]:
                 to_micros(key.monthly_budget_usd),
                 start,
                 resets,
-                int((resets - at).total_seconds()) + 86_400,
             )
         )
     if key.quota_usd is not None:
         windows.append(
-            Window("total", f"pb:spend:{key.id}:total", to_micros(key.quota_usd), None, None, None)
+            Window("total", f"pb:spend:{key.id}:total", to_micros(key.quota_usd), None, None)
         )
     return windows
 
@@ -269,8 +273,11 @@ async def admit(key, model, usage, *, prompt: tuple[str, int], body: dict) -> No
         # same: wait for it (it is bounded by the Redis timeout) so that a
         # reservation it made is this request's to release when its record is
         # written, instead of staying counted against the budget for good.
-        with contextlib.suppress(Exception):
-            verdict = await decision
+        while not decision.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(decision)  # cancelled again: keep waiting
+        if not decision.cancelled() and decision.exception() is None:
+            verdict = decision.result()
             if verdict.status == "ok":
                 reservation.admitted_ms = verdict.admitted_ms
                 usage.reservation = reservation
@@ -295,7 +302,8 @@ async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdi
             reservation.backend = backend.name
             # One failure may be a connection that broke when Redis restarted:
             # ask again before treating Redis as down. (If the first try did
-            # reserve, the counter holds one reservation too many: conservative.)
+            # reserve and only its reply was lost, the script's admission
+            # marker answers the second with the first: nothing is reserved twice.)
             for attempt in range(2):
                 try:
                     return await backend.admit(key, reservation, windows)

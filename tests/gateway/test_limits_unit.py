@@ -1,6 +1,7 @@
 """Admission's parts on their own: budget windows, refusals, the in-process limiter."""
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -166,3 +167,44 @@ def test_ratelimit_headers_count_down():
     assert headers["x-ratelimit-remaining-requests"] == "57"
     assert headers["x-ratelimit-remaining-tokens"] == "750"
     assert headers["x-ratelimit-reset-requests"] == "1m0s"
+
+
+def test_admission_cancelled_twice_still_keeps_the_reservation_it_made(monkeypatch):
+    from gateway import limits
+    from gateway.limits import Verdict
+
+    reserved = []
+
+    async def slow_decide(key, reservation, windows):
+        reserved.append(reservation)  # Redis has the command: it will reserve
+        await asyncio.sleep(0.3)
+        return Verdict("ok", admitted_ms=1234)
+
+    monkeypatch.setattr(limits, "_decide", slow_decide)
+
+    class Model:
+        default_max_output_tokens = 10
+        prices = type(
+            "P", (), {"input": Decimal(1), "cached_input": Decimal(1), "output": Decimal(1)}
+        )
+
+    usage = type("U", (), {"reservation": None, "prompt_estimate": 0})()
+    usage.req = type("R", (), {"request_id": "pb-twice", "extra_headers": []})()
+
+    async def main():
+        task = asyncio.ensure_future(
+            limits.admit(Key(daily_budget_usd=Decimal(5)), Model, usage, prompt=("hi", 1), body={})
+        )
+        await asyncio.sleep(0.05)
+        task.cancel()  # the client left
+        await asyncio.sleep(0.05)
+        task.cancel()  # and the server is shutting down
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task
+
+    task = asyncio.run(main())
+
+    assert task.cancelled()
+    assert usage.reservation is reserved[0]
+    assert usage.reservation.admitted_ms == 1234

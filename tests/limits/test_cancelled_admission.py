@@ -1,9 +1,11 @@
-"""A client that leaves while Redis is still deciding its admission: the
-script runs all the same, so its reservation must be released with the
-request's record instead of staying counted against the budget."""
+"""Admission abandoned or asked twice: a client that leaves while Redis is
+still deciding (the script runs all the same, so its reservation must be
+released with the request's record), and an admission retried after its
+reply was lost (answered with the first, not reserved twice)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from decimal import Decimal
 
@@ -52,3 +54,31 @@ def test_a_client_gone_during_admission_leaves_no_reservation_behind(
     assert gone.cost_usd == 0
     # The reservation the script made after the client left was released.
     assert spend_counter(redis_client, key, "d") == spent
+
+
+def test_an_admission_asked_again_is_answered_without_reserving_twice(make_key, redis_client):
+    from gateway.auth import _load
+    from gateway.limiter_redis import limiter
+    from gateway.limits import Reservation, key_windows, now
+
+    key, _ = make_key(daily_budget_usd=Decimal("10"), rpm_limit=100, tpm_limit=100_000)
+    info = _load(key.lookup)
+    windows = key_windows(info, now())
+    for window in windows:  # as if rebuilt already: no database read on the way
+        redis_client.hset(window.key, mapping={"spent": 0, "rebuilt": 0})
+    reservation = Reservation(
+        info.id, "pb-asked-twice", "redis", 0, 500, 12_345, tuple(w.key for w in windows)
+    )
+
+    async def twice():
+        first = await limiter.admit(info, reservation, windows)
+        # The reply was lost (a broken connection): the request asks again.
+        return first, await limiter.admit(info, reservation, windows)
+
+    first, again = asyncio.run(twice())
+
+    assert first.status == again.status == "ok"
+    assert again.admitted_ms == first.admitted_ms
+    assert spend_counter(redis_client, key, "d") == 12_345  # one reservation, not two
+    assert redis_client.zcard(f"pb:rl:{key.id}:req") == 1
+    assert int(redis_client.get(f"pb:rl:{key.id}:toksum")) == 500
