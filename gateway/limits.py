@@ -182,12 +182,32 @@ def ratelimit_headers(key, verdict: Verdict, tokens: int) -> dict[str, str]:
 
 
 def _money(micros: int) -> str:
-    return f"${Decimal(micros) / MICROS:.2f}"
+    """Dollars to the cent, and below the cent when there is more: $1.00,
+    $0.022, $0.000125."""
+    whole, fraction = f"{Decimal(micros) / MICROS:.6f}".rstrip("0").split(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
 
 
-def refusal(key, verdict: Verdict, windows: list[Window], tokens: int, headers: dict):
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a request asked to reserve, for the message that refuses it."""
+
+    tokens: int  # prompt plus output cap
+    cost_micros: int
+    cap: int
+    cap_param: str  # the endpoint's name for the output cap
+    cap_set: bool  # the request set one (else the model's default was used)
+
+    def cap_text(self) -> str:
+        if self.cap_set:
+            return f"{self.cap_param}={self.cap}"
+        return f"the model's default of {self.cap} output tokens, as no {self.cap_param} was set"
+
+
+def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dict):
     """The error for a refused request: rate limits say when to retry; an
-    exhausted budget says which, how much, and when it resets, and not to retry."""
+    exhausted budget says which, how much, and when it resets, and not to
+    retry; a request that cannot fit says what to lower."""
     retry = max(1, math.ceil(verdict.retry_after_ms / 1000))
     if verdict.status == "rpm":
         return RateLimited(
@@ -196,10 +216,11 @@ def refusal(key, verdict: Verdict, windows: list[Window], tokens: int, headers: 
             headers={**headers, "retry-after": str(retry)},
         )
     if verdict.status == "tpm":
-        if tokens > key.tpm_limit:
+        if ask.tokens > key.tpm_limit:
             return RateLimited(
                 f"Request too large for this key's tokens per minute: limit {key.tpm_limit}, "
-                f"requested {tokens} (prompt plus max output). Lower max_tokens or the prompt.",
+                f"requested {ask.tokens} (the prompt plus {ask.cap_text()}). "
+                f"Lower {ask.cap_param} or the prompt.",
                 headers={**headers, "x-should-retry": "false"},
             )
         return RateLimited(
@@ -214,9 +235,19 @@ def refusal(key, verdict: Verdict, windows: list[Window], tokens: int, headers: 
         else "It does not reset; raise the key's quota in the console."
     )
     label = {"daily": "daily budget", "monthly": "monthly budget", "total": "total quota"}
+    limit, spent = window.limit_micros, verdict.spent_micros
+    if spent < limit:
+        # Not used up: this request's worst case does not fit in what is left.
+        return InsufficientQuota(
+            f"This request could cost up to {_money(ask.cost_micros)} (the prompt plus "
+            f"{ask.cap_text()}), more than the {_money(limit - spent)} left of this key's "
+            f"{label[window.name]}: limit {_money(limit)}, spent {_money(spent)}. {when} "
+            f"A lower {ask.cap_param} may fit now.",
+            headers=headers,
+        )
     return InsufficientQuota(
-        f"This key's {label[window.name]} is used up: limit {_money(window.limit_micros)}, "
-        f"spent {_money(verdict.spent_micros)}. {when}",
+        f"This key's {label[window.name]} is used up: limit {_money(limit)}, "
+        f"spent {_money(spent)}. {when}",
         headers=headers,
     )
 
@@ -231,9 +262,12 @@ def has_limits(key) -> bool:
     )
 
 
-async def admit(key, model, usage, *, prompt: tuple[str, int], body: dict) -> None:
+async def admit(
+    key, model, usage, *, prompt: tuple[str, int], body: dict, cap_param: str = "max_tokens"
+) -> None:
     """Admit the request or raise; on admission `usage.reservation` holds what
     was reserved and the response carries the key's x-ratelimit-* headers.
+    `cap_param` is the endpoint's name for the output cap, for messages.
 
     `prompt` is the request's countable text and its number of messages. Keys
     without limits skip the exact count: the estimate only serves records
@@ -243,7 +277,8 @@ async def admit(key, model, usage, *, prompt: tuple[str, int], body: dict) -> No
         return
     prompt_tokens = usage.prompt_estimate = await count_prompt(*prompt)
     windows = key_windows(key, now())
-    cap = output_cap(body, model)
+    requested = _request_cap(body)
+    cap = requested or model.default_max_output_tokens
     tokens = prompt_tokens + cap
     prices = model.prices
     cost = to_micros(
@@ -285,7 +320,8 @@ async def admit(key, model, usage, *, prompt: tuple[str, int], body: dict) -> No
     headers = ratelimit_headers(key, verdict, tokens)
     usage.req.extra_headers.extend((k.encode(), v.encode()) for k, v in headers.items())
     if verdict.status != "ok":
-        raise refusal(key, verdict, windows, tokens, headers={})
+        ask = Ask(tokens, cost, cap, cap_param, cap_set=requested is not None)
+        raise refusal(key, verdict, windows, ask, headers={})
     reservation.admitted_ms = verdict.admitted_ms
     usage.reservation = reservation
 
@@ -324,11 +360,15 @@ async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdi
 def output_cap(body: dict, model) -> int:
     """The most the answer may cost in tokens: what the request allows, else
     the model's default (never the whole remaining budget)."""
+    return _request_cap(body) or model.default_max_output_tokens
+
+
+def _request_cap(body: dict) -> int | None:
     for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(name)
         if isinstance(value, int) and value > 0:
             return value
-    return model.default_max_output_tokens
+    return None
 
 
 def settle(entries) -> None:

@@ -101,7 +101,9 @@ async def create_response(req: Request, usage: Usage) -> None:
     instructions = body.get("instructions")
     if isinstance(instructions, str):
         text, count = f"{instructions}\n{text}", count + 1
-    await limits.admit(key, model, usage, prompt=(text, count), body=body)
+    await limits.admit(
+        key, model, usage, prompt=(text, count), body=body, cap_param="max_output_tokens"
+    )
     call = UpstreamCall(
         body=body,
         upstream_model="",

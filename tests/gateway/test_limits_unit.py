@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from gateway.limiter_local import LocalLimiter
 from gateway.limits import (
+    Ask,
     Reservation,
     budget_windows,
     key_windows,
@@ -15,6 +16,8 @@ from gateway.limits import (
     ratelimit_headers,
     refusal,
 )
+
+ASK = Ask(10, 1_000, 5, "max_tokens", cap_set=True)
 
 
 @dataclass
@@ -130,7 +133,9 @@ def test_an_exhausted_budget_says_which_how_much_when_and_not_to_retry():
     windows = budget_windows(key, datetime(2026, 11, 25, 10, tzinfo=UTC))
     from gateway.limits import Verdict
 
-    error = refusal(key, Verdict("budget", window_index=0, spent_micros=1_000_000), windows, 10, {})
+    error = refusal(
+        key, Verdict("budget", window_index=0, spent_micros=1_000_000), windows, ASK, {}
+    )
 
     assert error.status == 429
     assert error.code == "insufficient_quota"
@@ -142,7 +147,7 @@ def test_an_exhausted_budget_says_which_how_much_when_and_not_to_retry():
 def test_a_rate_limit_says_when_to_retry():
     from gateway.limits import Verdict
 
-    error = refusal(Key(rpm_limit=60), Verdict("rpm", retry_after_ms=1500), [], 10, {})
+    error = refusal(Key(rpm_limit=60), Verdict("rpm", retry_after_ms=1500), [], ASK, {})
 
     assert error.code == "rate_limit_exceeded"
     assert error.headers["retry-after"] == "2"
@@ -151,10 +156,33 @@ def test_a_rate_limit_says_when_to_retry():
 def test_a_request_bigger_than_tpm_is_told_not_to_retry():
     from gateway.limits import Verdict
 
-    error = refusal(Key(tpm_limit=100), Verdict("tpm", retry_after_ms=60_000), [], 500, {})
+    ask = Ask(500, 0, 4096, "max_output_tokens", cap_set=False)
+    error = refusal(Key(tpm_limit=100), Verdict("tpm", retry_after_ms=60_000), [], ask, {})
 
     assert error.headers["x-should-retry"] == "false"
-    assert "limit 100, requested 500" in error.message
+    assert error.message == (
+        "Request too large for this key's tokens per minute: limit 100, requested 500 "
+        "(the prompt plus the model's default of 4096 output tokens, as no "
+        "max_output_tokens was set). Lower max_output_tokens or the prompt."
+    )
+
+
+def test_a_budget_with_money_left_names_the_requests_worst_case_and_what_to_lower():
+    key = Key(daily_budget_usd=Decimal("0.05"))
+    windows = budget_windows(key, datetime(2026, 11, 25, 10, tzinfo=UTC))
+    from gateway.limits import Verdict
+
+    ask = Ask(4107, 41_071, 4096, "max_tokens", cap_set=False)
+    error = refusal(key, Verdict("budget", window_index=0, spent_micros=22_000), windows, ask, {})
+
+    assert error.code == "insufficient_quota"
+    assert error.headers["x-should-retry"] == "false"
+    assert error.message == (
+        "This request could cost up to $0.041071 (the prompt plus the model's default of "
+        "4096 output tokens, as no max_tokens was set), more than the $0.028 left of this "
+        "key's daily budget: limit $0.05, spent $0.022. It resets at 2026-11-26T00:00+00:00. "
+        "A lower max_tokens may fit now."
+    )
 
 
 def test_ratelimit_headers_count_down():

@@ -61,15 +61,18 @@ def test_the_daily_budget_resets_at_local_midnight_and_the_monthly_one_counts_bo
     assert [r.status_code for r in late] == [200, 200, 429]
     daily = late[2].json()["error"]
     assert daily["code"] == "insufficient_quota"
+    # $0.024 is left, less than a request's worst case: named, with what to lower.
     assert daily["message"] == (
-        "This key's daily budget is used up: limit $0.10, spent $0.08. "
-        f"It resets at {day + timedelta(days=1)}T00:00+09:00."
+        "This request could cost up to $0.058 (the prompt plus max_tokens=5), more than "
+        "the $0.024 left of this key's daily budget: limit $0.10, spent $0.076. "
+        f"It resets at {day + timedelta(days=1)}T00:00+09:00. A lower max_tokens may fit now."
     )
     assert [r.status_code for r in early] == [200, 429]
     monthly = early[1].json()["error"]
     assert monthly["message"] == (
-        "This key's monthly budget is used up: limit $0.15, spent $0.11. "
-        f"It resets at {day.replace(month=4, day=1)}T00:00+09:00."
+        "This request could cost up to $0.058 (the prompt plus max_tokens=5), more than "
+        "the $0.036 left of this key's monthly budget: limit $0.15, spent $0.114. "
+        f"It resets at {day.replace(month=4, day=1)}T00:00+09:00. A lower max_tokens may fit now."
     )
     assert spend_counter(redis_client, key, "d", evening) == 2 * FLAT_COST
     assert spend_counter(redis_client, key, "d", morning) == FLAT_COST
