@@ -10,6 +10,7 @@ from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.errors import GatewayError
 from gateway.http import Request, clean_header_value
 from gateway.limits import Reservation
+from gateway.providers.base import RetryableError
 from gateway.tokens import estimate_chars
 from usage.pricing import cost_usd
 from usage.recorder import UsageEntry, get_recorder
@@ -65,14 +66,23 @@ class Usage:
         self.attempts: list[dict] = []
         self.reservation: Reservation | None = None
 
-    def attempt(self, route: RouteConfig, status: int, error: str, started: float) -> None:
-        """One try of one route, kept on the usage record."""
+    def attempt(
+        self, route: RouteConfig, error: GatewayError | None, started: float, status: int = 200
+    ) -> None:
+        """One try of one route, kept on the usage record: the upstream's own
+        status when it answered (a 500 it sent stays 500, though the client
+        would get 502), else PureBridge's (a timeout: 504)."""
+        code = ""
+        if error is not None:
+            inner = error.error if isinstance(error, RetryableError) else error
+            status = error.upstream_status or inner.upstream_status or error.status
+            code = inner.code or inner.type
         self.attempts.append(
             {
                 "provider": route.provider.name,
                 "upstream_model": route.upstream_model,
                 "status": status,
-                "error": error,
+                "error": code,
                 "ms": int((time.perf_counter() - started) * 1000),
             }
         )

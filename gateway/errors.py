@@ -12,6 +12,8 @@ class GatewayError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    # The HTTP status the upstream answered with, when this error is its answer.
+    upstream_status: int | None = None
 
     def __init__(
         self,

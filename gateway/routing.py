@@ -56,7 +56,7 @@ async def open_route(
         try:
             result = await _first_byte(await attempt(route, call))
         except RetryableError as exc:
-            usage.attempt(route, exc.status, exc.error.code or exc.error.type, started)
+            usage.attempt(route, exc, started)
             log.warning(
                 "route %s/%s failed for %s: %s",
                 route.provider.name,
@@ -68,9 +68,9 @@ async def open_route(
             last = exc
             continue
         except GatewayError as exc:
-            usage.attempt(route, exc.status, exc.code or exc.type, started)
+            usage.attempt(route, exc, started)
             raise
-        usage.attempt(route, result[0].status, "", started)
+        usage.attempt(route, None, started, status=result[0].status)
         return result
     assert last is not None
     raise last.error

@@ -70,7 +70,9 @@ class HTTPAdapter(Adapter):
             if response.status >= 400:
                 raw = await _read_bounded(response)
                 retry_after = _retry_after(response.headers.get("retry-after"))
-                raise self.error(response.status, raw, retry_after, call)
+                error = self.error(response.status, raw, retry_after, call)
+                error.upstream_status = response.status
+                raise error
             if call.stream and not response.content_type.startswith("text/event-stream"):
                 raise RetryableError(
                     UpstreamError("The upstream answered a stream request without a stream.")

@@ -87,15 +87,29 @@ def test_the_cooldown_is_shared_through_redis(http, api_key, make_model, fake_up
     assert 25_000 < ttl <= 30_000
 
 
-def test_every_attempt_is_on_the_usage_record(http, api_key, make_model, usage_records):
-    make_model("test-model", "fake?status=503", "fake")
+def test_every_attempt_is_on_the_usage_record(
+    http, api_key, make_model, make_provider, dead_base_url, usage_records, settings
+):
+    from django.db.models import F
+
+    from gateway.models import Route
+
+    settings.PUREBRIDGE_MAX_ATTEMPTS = 4
+    model = make_model("test-model", "fake?status=503", "fake?status=429", "fake")
+    # An unreachable route first, then the upstreams that answer.
+    Route.objects.filter(model=model).update(priority=F("priority") + 1)
+    dead = make_provider("dead", base_url=dead_base_url)
+    Route.objects.create(model=model, provider=dead, upstream_model="unreachable", priority=0)
 
     post_chat(http, api_key, chat_body())
 
     [record] = usage_records()
-    assert [(a["upstream_model"], a["status"]) for a in record.attempts] == [
-        ("fake?status=503", 502),
-        ("fake", 200),
+    # The upstream's own status when it answered; PureBridge's when it did not.
+    assert [(a["upstream_model"], a["status"], a["error"]) for a in record.attempts] == [
+        ("unreachable", 502, "upstream_error"),
+        ("fake?status=503", 503, "upstream_error"),
+        ("fake?status=429", 429, "rate_limit_exceeded"),
+        ("fake", 200, ""),
     ]
     assert record.upstream_model == "fake"
 
