@@ -113,6 +113,18 @@ def test_loading_reports_what_it_created(load):
     ]
 
 
+def test_without_redis_loading_says_when_running_servers_see_it(load, settings):
+    settings.REDIS_URL = ""
+    settings.PUREBRIDGE_CACHE_TTL = 30.0
+
+    lines = load(ISSUE_TOML)
+
+    assert lines[-1] == (
+        "Running PureBridge servers use this within 30s (PUREBRIDGE_CACHE_TTL; with Redis, at once)."
+    )
+    assert load(ISSUE_TOML)[-1].split()[0] == "unchanged"  # nothing changed: nothing to say
+
+
 def test_loading_twice_changes_nothing(load):
     load(ISSUE_TOML)
     before = {

@@ -1,6 +1,7 @@
 import tomllib
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.config import ConfigError, config_apply
@@ -36,3 +37,10 @@ class Command(BaseCommand):
         ):
             for item in items:
                 self.stdout.write(f"{verb:>9} {item}")
+        if (report.created or report.updated or report.removed) and not settings.REDIS_URL:
+            # Without Redis no change is published: running servers reload
+            # their catalogue when their copy expires.
+            self.stdout.write(
+                f"Running PureBridge servers use this within {settings.PUREBRIDGE_CACHE_TTL:g}s "
+                "(PUREBRIDGE_CACHE_TTL; with Redis, at once)."
+            )
