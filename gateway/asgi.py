@@ -144,6 +144,6 @@ async def _watch_disconnect(req: Request, task: asyncio.Task | None) -> None:
                 asyncio.get_running_loop().call_later(
                     settings.PUREBRIDGE_DRAIN_SECONDS, task.cancel
                 )
-            else:
+            elif not req.admitting:  # admission stops the request itself
                 task.cancel()
             return

@@ -51,6 +51,7 @@ class Request:
         "status",
         "disconnected",
         "draining",
+        "admitting",
         "extra_headers",
     )
 
@@ -74,6 +75,9 @@ class Request:
         # While True a disconnect does not cancel the request: the stream relay
         # reads on to the upstream's final usage (bounded), then stops.
         self.draining = False
+        # While True a disconnect does not cancel the request either: admission
+        # is waiting for Redis, which reserves whether or not anyone waits.
+        self.admitting = False
         self.extra_headers: list[tuple[bytes, bytes]] = [
             (b"x-purebridge-request-id", self.request_id.encode())
         ]

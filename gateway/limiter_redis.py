@@ -17,9 +17,11 @@ log = logging.getLogger(__name__)
 #       then the request's admission marker.
 # ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, then
 #       each window's limit (micros).
-# The marker makes a retry exact: when the reply to an admission is lost (a
-# broken connection, a timeout) and the request asks again, the script
-# answers with the first admission instead of reserving twice.
+# A retry is exact: when the reply to an admission is lost (a broken
+# connection, a timeout) and the request asks again, the script finds the
+# first admission (the request's entry in the requests or tokens window, else
+# its marker, written only for keys with neither) and answers with it instead
+# of reserving twice.
 # The requests window is a sorted set of admission times: exact, so RPM 60 is
 # 60 in any minute. The tokens window is a sorted set of reservations with a
 # running sum, each entry added and removed once.
@@ -30,7 +32,14 @@ local window = 60000
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local rid, cost, nwin = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local marker = KEYS[4 + nwin]
-local admitted = redis.call('GET', marker)
+local admitted
+if rpm > 0 then
+  admitted = redis.call('ZSCORE', KEYS[1], rid)
+elseif tpm > 0 then
+  admitted = redis.call('ZSCORE', KEYS[2], rid .. '|' .. tokens)
+else
+  admitted = redis.call('GET', marker)
+end
 if admitted then return {'ok', 0, 0, 0, -1, 0, tonumber(admitted)} end
 local requests, used = 0, 0
 if rpm > 0 then
@@ -81,7 +90,7 @@ if tpm > 0 then
   used = used + tokens
 end
 for i = 1, nwin do redis.call('HINCRBY', KEYS[3 + i], 'spent', cost) end
-redis.call('SET', marker, now, 'PX', window)
+if rpm == 0 and tpm == 0 then redis.call('SET', marker, now, 'PX', window) end
 return {'ok', 0, requests, used, -1, 0, now}
 """
 

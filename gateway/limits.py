@@ -16,7 +16,6 @@ the in-process limiter with each limit divided among the web workers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -300,23 +299,17 @@ async def admit(
         cost_micros=cost if windows else 0,
         windows=tuple(w.key for w in windows),
     )
-    decision = asyncio.ensure_future(_decide(key, reservation, windows))
+    # The client may leave while Redis decides. The script runs all the same,
+    # so the disconnect watcher does not cancel the request meanwhile (a
+    # cancelled wait would lose a reservation Redis made, leaving it counted
+    # against the budget for good): the request stops here once the verdict
+    # is in, keeping its reservation for its record to release.
+    req = usage.req
+    req.admitting = True
     try:
-        verdict = await asyncio.shield(decision)
-    except asyncio.CancelledError:
-        # The client left while Redis was deciding. The script runs all the
-        # same: wait for it (it is bounded by the Redis timeout) so that a
-        # reservation it made is this request's to release when its record is
-        # written, instead of staying counted against the budget for good.
-        while not decision.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(decision)  # cancelled again: keep waiting
-        if not decision.cancelled() and decision.exception() is None:
-            verdict = decision.result()
-            if verdict.status == "ok":
-                reservation.admitted_ms = verdict.admitted_ms
-                usage.reservation = reservation
-        raise
+        verdict = await _decide(key, reservation, windows)
+    finally:
+        req.admitting = False
     headers = ratelimit_headers(key, verdict, tokens)
     usage.req.extra_headers.extend((k.encode(), v.encode()) for k, v in headers.items())
     if verdict.status != "ok":
@@ -324,6 +317,8 @@ async def admit(
         raise refusal(key, verdict, windows, ask, headers={})
     reservation.admitted_ms = verdict.admitted_ms
     usage.reservation = reservation
+    if req.disconnected:
+        raise asyncio.CancelledError
 
 
 async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdict:

@@ -1,10 +1,11 @@
 """Admission's parts on their own: budget windows, refusals, the in-process limiter."""
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+
+import pytest
 
 from gateway.limiter_local import LocalLimiter
 from gateway.limits import (
@@ -197,15 +198,17 @@ def test_ratelimit_headers_count_down():
     assert headers["x-ratelimit-reset-requests"] == "1m0s"
 
 
-def test_admission_cancelled_twice_still_keeps_the_reservation_it_made(monkeypatch):
+def test_a_client_gone_during_admission_stops_the_request_after_the_verdict(monkeypatch):
+    """The disconnect watcher leaves a request in admission alone (Redis
+    reserves whether or not anyone waits); admission stops the request once
+    the verdict is in, keeping the reservation for its record to release."""
     from gateway import limits
     from gateway.limits import Verdict
 
-    reserved = []
-
     async def slow_decide(key, reservation, windows):
-        reserved.append(reservation)  # Redis has the command: it will reserve
-        await asyncio.sleep(0.3)
+        assert usage.req.admitting
+        usage.req.disconnected = True  # the client leaves while Redis decides
+        await asyncio.sleep(0.05)
         return Verdict("ok", admitted_ms=1234)
 
     monkeypatch.setattr(limits, "_decide", slow_decide)
@@ -217,22 +220,16 @@ def test_admission_cancelled_twice_still_keeps_the_reservation_it_made(monkeypat
         )
 
     usage = type("U", (), {"reservation": None, "prompt_estimate": 0})()
-    usage.req = type("R", (), {"request_id": "pb-twice", "extra_headers": []})()
+    usage.req = type(
+        "R",
+        (),
+        {"request_id": "pb-gone", "extra_headers": [], "admitting": False, "disconnected": False},
+    )()
+    key = Key(daily_budget_usd=Decimal(5))
 
-    async def main():
-        task = asyncio.ensure_future(
-            limits.admit(Key(daily_budget_usd=Decimal(5)), Model, usage, prompt=("hi", 1), body={})
-        )
-        await asyncio.sleep(0.05)
-        task.cancel()  # the client left
-        await asyncio.sleep(0.05)
-        task.cancel()  # and the server is shutting down
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return task
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(limits.admit(key, Model, usage, prompt=("hi", 1), body={}))
 
-    task = asyncio.run(main())
-
-    assert task.cancelled()
-    assert usage.reservation is reserved[0]
+    assert not usage.req.admitting
+    assert usage.reservation is not None
     assert usage.reservation.admitted_ms == 1234

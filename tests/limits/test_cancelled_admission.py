@@ -56,18 +56,29 @@ def test_a_client_gone_during_admission_leaves_no_reservation_behind(
     assert spend_counter(redis_client, key, "d") == spent
 
 
-def test_an_admission_asked_again_is_answered_without_reserving_twice(make_key, redis_client):
+@pytest.mark.parametrize(
+    "rates",
+    [
+        {"rpm_limit": 100, "tpm_limit": 100_000},  # found by its entry in the requests window
+        {"tpm_limit": 100_000},  # in the tokens window
+        {},  # a budget only: by its marker
+    ],
+)
+def test_an_admission_asked_again_is_answered_without_reserving_twice(
+    make_key, redis_client, rates
+):
     from gateway.auth import _load
     from gateway.limiter_redis import limiter
     from gateway.limits import Reservation, key_windows, now
 
-    key, _ = make_key(daily_budget_usd=Decimal("10"), rpm_limit=100, tpm_limit=100_000)
+    key, _ = make_key(daily_budget_usd=Decimal("10"), **rates)
     info = _load(key.lookup)
     windows = key_windows(info, now())
     for window in windows:  # as if rebuilt already: no database read on the way
         redis_client.hset(window.key, mapping={"spent": 0, "rebuilt": 0})
+    tokens = 500 if info.tpm_limit else 0
     reservation = Reservation(
-        info.id, "pb-asked-twice", "redis", 0, 500, 12_345, tuple(w.key for w in windows)
+        info.id, "pb-asked-twice", "redis", 0, tokens, 12_345, tuple(w.key for w in windows)
     )
 
     async def twice():
@@ -80,5 +91,5 @@ def test_an_admission_asked_again_is_answered_without_reserving_twice(make_key, 
     assert first.status == again.status == "ok"
     assert again.admitted_ms == first.admitted_ms
     assert spend_counter(redis_client, key, "d") == 12_345  # one reservation, not two
-    assert redis_client.zcard(f"pb:rl:{key.id}:req") == 1
-    assert int(redis_client.get(f"pb:rl:{key.id}:toksum")) == 500
+    assert redis_client.zcard(f"pb:rl:{key.id}:req") == (1 if info.rpm_limit else 0)
+    assert int(redis_client.get(f"pb:rl:{key.id}:toksum") or 0) == tokens
