@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
 from gateway.tokens import count_prompt, estimate_prompt_text
@@ -164,19 +165,24 @@ def _duration(ms: int) -> str:
     return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
 
 
-def ratelimit_headers(key, verdict: Verdict, tokens: int) -> dict[str, str]:
-    headers = {}
-    reset = _duration(verdict.retry_after_ms or WINDOW_MS)
+def ratelimit_header_bytes(key, verdict: Verdict) -> list[tuple[bytes, bytes]]:
+    """The key's x-ratelimit-* headers as the response carries them."""
+    headers = []
+    reset = _duration(verdict.retry_after_ms or WINDOW_MS).encode()
     rpm = verdict.rpm_limit or key.rpm_limit
     tpm = verdict.tpm_limit or key.tpm_limit
     if rpm:
-        headers["x-ratelimit-limit-requests"] = str(rpm)
-        headers["x-ratelimit-remaining-requests"] = str(max(rpm - verdict.requests, 0))
-        headers["x-ratelimit-reset-requests"] = reset
+        headers += [
+            (b"x-ratelimit-limit-requests", b"%d" % rpm),
+            (b"x-ratelimit-remaining-requests", b"%d" % max(rpm - verdict.requests, 0)),
+            (b"x-ratelimit-reset-requests", reset),
+        ]
     if tpm:
-        headers["x-ratelimit-limit-tokens"] = str(tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(max(tpm - verdict.tokens, 0))
-        headers["x-ratelimit-reset-tokens"] = reset
+        headers += [
+            (b"x-ratelimit-limit-tokens", b"%d" % tpm),
+            (b"x-ratelimit-remaining-tokens", b"%d" % max(tpm - verdict.tokens, 0)),
+            (b"x-ratelimit-reset-tokens", reset),
+        ]
     return headers
 
 
@@ -310,8 +316,7 @@ async def admit(
         verdict = await _decide(key, reservation, windows)
     finally:
         req.admitting = False
-    headers = ratelimit_headers(key, verdict, tokens)
-    usage.req.extra_headers.extend((k.encode(), v.encode()) for k, v in headers.items())
+    req.extra_headers += ratelimit_header_bytes(key, verdict)
     if verdict.status != "ok":
         ask = Ask(tokens, cost, cap, cap_param, cap_set=requested is not None)
         raise refusal(key, verdict, windows, ask, headers={})
@@ -322,9 +327,7 @@ async def admit(
 
 
 async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdict:
-    from redis.exceptions import RedisError
-
-    from gateway import limiter_local, limiter_redis
+    from gateway import limiter_local, limiter_redis  # they import this module
 
     backend: Any = limiter_local.limiter
     if settings.REDIS_URL:

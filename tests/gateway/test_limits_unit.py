@@ -14,7 +14,7 @@ from gateway.limits import (
     budget_windows,
     key_windows,
     output_cap,
-    ratelimit_headers,
+    ratelimit_header_bytes,
     refusal,
 )
 
@@ -189,13 +189,15 @@ def test_a_budget_with_money_left_names_the_requests_worst_case_and_what_to_lowe
 def test_ratelimit_headers_count_down():
     from gateway.limits import Verdict
 
-    headers = ratelimit_headers(
-        Key(rpm_limit=60, tpm_limit=1000), Verdict("ok", requests=3, tokens=250), 0
+    headers = dict(
+        ratelimit_header_bytes(
+            Key(rpm_limit=60, tpm_limit=1000), Verdict("ok", requests=3, tokens=250)
+        )
     )
 
-    assert headers["x-ratelimit-remaining-requests"] == "57"
-    assert headers["x-ratelimit-remaining-tokens"] == "750"
-    assert headers["x-ratelimit-reset-requests"] == "1m0s"
+    assert headers[b"x-ratelimit-remaining-requests"] == b"57"
+    assert headers[b"x-ratelimit-remaining-tokens"] == b"750"
+    assert headers[b"x-ratelimit-reset-requests"] == b"1m0s"
 
 
 def test_a_client_gone_during_admission_stops_the_request_after_the_verdict(monkeypatch):
