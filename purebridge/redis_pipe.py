@@ -10,9 +10,10 @@ This does only what the request path needs: one connection per event loop,
 each command written as it comes, replies matched in order (Redis answers a
 connection's commands in the order it received them) and parsed by hiredis's
 C reader. Many requests in flight share the connection without waiting for
-each other, and the commands of one turn of the event loop go out in one
-write (a write to a socket is a system call; under load it was the largest
-part of admission's CPU). Everything else (pub/sub, the console, the usage writer) keeps
+each other. The first command of a turn of the event loop is written at once;
+the others of that turn go out together at its end (a write to a socket is a
+system call: under load, one per command was the largest part of admission's
+CPU). Everything else (pub/sub, the console, the usage writer) keeps
 using redis-py (purebridge/redis.py).
 
 Failures are redis-py's exceptions, so callers handle both alike: a reply
@@ -64,7 +65,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.broken: Exception | None = None
         self.watchdog: asyncio.TimerHandle | None = None
-        self.outgoing: list[bytes] = []  # commands to write at the end of this turn
+        # None: nothing written in this turn of the event loop yet, so the next
+        # command goes out at once; else the commands to write at its end.
+        self.outgoing: list[bytes] | None = None
 
     # -- asyncio.Protocol
 
@@ -95,17 +98,21 @@ class _Connection(asyncio.Protocol):
             raise self.broken
         future = self.loop.create_future()
         self.waiting.append((future, self.loop.time()))
-        if not self.outgoing:
+        if self.outgoing is None:
+            assert self.transport is not None
+            self.transport.write(packed)  # alone in its turn: no reason to wait
+            self.outgoing = []
             self.loop.call_soon(self._flush)
-        self.outgoing.append(packed)
+        else:
+            self.outgoing.append(packed)
         if self.watchdog is None:
             self.watchdog = self.loop.call_at(self.loop.time() + self.timeout, self._check)
         return future
 
     def _flush(self) -> None:
-        outgoing, self.outgoing = self.outgoing, []
-        if self.broken is None and self.transport is not None:
-            self.transport.write(b"".join(outgoing) if len(outgoing) > 1 else outgoing[0])
+        outgoing, self.outgoing = self.outgoing, None
+        if outgoing and self.broken is None and self.transport is not None:
+            self.transport.write(b"".join(outgoing))
 
     def _check(self) -> None:
         """One timer per connection, not one per command: it fires when the
