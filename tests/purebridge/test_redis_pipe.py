@@ -89,55 +89,54 @@ async def test_the_database_in_the_url_is_selected() -> None:
     assert sync_client().get("pb:test:pipe:db") is None
 
 
-async def test_a_server_that_does_not_answer_times_out_every_waiting_command() -> None:
+@pytest.fixture
+async def silent_server():
+    """A loopback server that accepts connections and never answers: its port,
+    and the connections it accepted."""
     accepted: list[asyncio.StreamWriter] = []
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(writer)
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    connection = RedisPipe(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    yield server.sockets[0].getsockname()[1], accepted
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def ping_together(connection: RedisPipe, n: int) -> tuple[list, float]:
+    """n PINGs at once: their results (or errors) and how long they took."""
+    started = time.monotonic()
     try:
-        started = time.monotonic()
         results = await asyncio.gather(
-            *(connection.execute("PING") for _ in range(3)), return_exceptions=True
+            *(connection.execute("PING") for _ in range(n)), return_exceptions=True
         )
-        elapsed = time.monotonic() - started
     finally:
         connection.close()
-        for writer in accepted:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    return results, time.monotonic() - started
+
+
+async def test_a_server_that_does_not_answer_times_out_every_waiting_command(
+    silent_server,
+) -> None:
+    port, _ = silent_server
+
+    results, elapsed = await ping_together(RedisPipe(f"redis://127.0.0.1:{port}/0", timeout=0.3), 3)
 
     assert all(isinstance(r, TimeoutError) for r in results), results
     assert 0.3 <= elapsed < 1.5
 
 
-async def test_commands_waiting_for_a_connection_share_one_attempt() -> None:
+async def test_commands_waiting_for_a_connection_share_one_attempt(silent_server) -> None:
     """A Redis that accepts but never answers AUTH: every command waiting for
     the connection fails after one connect timeout, not one after another."""
-    accepted: list[asyncio.StreamWriter] = []
+    port, accepted = silent_server
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    connection = RedisPipe(f"redis://:pw@127.0.0.1:{port}/0", connect_timeout=0.3)
-    try:
-        started = time.monotonic()
-        results = await asyncio.gather(
-            *(connection.execute("PING") for _ in range(8)), return_exceptions=True
-        )
-        elapsed = time.monotonic() - started
-    finally:
-        connection.close()
-        for writer in accepted:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    results, elapsed = await ping_together(
+        RedisPipe(f"redis://:pw@127.0.0.1:{port}/0", connect_timeout=0.3), 8
+    )
 
     assert all(isinstance(r, TimeoutError) for r in results), results
     assert len(accepted) == 1
