@@ -480,6 +480,18 @@ class Bench:
             self.log(f"machine {busy:.0f}% busy with other work; waiting for it to settle")
             time.sleep(2.0)
 
+    def wait_for_calm(self, most_s: float = 5.0) -> None:
+        """Before a phase: wait (at most `most_s`) until what the last one left
+        behind (the usage writer's last batches, PostgreSQL writing them out)
+        has stopped, so that no phase pays for the one before it."""
+        deadline = time.monotonic() + most_s
+        while time.monotonic() < deadline:
+            before = machine_ticks()
+            time.sleep(0.3)
+            after = machine_ticks()
+            if 100.0 * (after[0] - before[0]) / max(after[1] - before[1], 1) <= QUIET_PCT:
+                return
+
     def start_fake(self) -> None:
         self.log(f"fake upstream on {HOST}:{self.fake_port}")
         self.fake = self.procs.spawn(
@@ -684,6 +696,7 @@ class Bench:
         assert self.loadgen is not None
         if via == "gateway":
             self.vacuum()
+        self.wait_for_calm()
         variants = [self.variant(via, ask) for ask in asks]
         for variant in variants:
             if stream:
