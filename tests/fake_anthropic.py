@@ -12,8 +12,6 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from tests.options import options as _options
-
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -36,13 +34,7 @@ def _usage(opts: dict, output: int) -> dict:
 
 
 async def messages(upstream, request: web.Request) -> web.StreamResponse:
-    body = await request.json()
-    if upstream.record:
-        upstream.requests.append(
-            {"path": request.path, "headers": dict(request.headers), "body": body}
-        )
-    opts = _options(str(body.get("model", "")))
-    n = upstream.next_id()
+    body, opts, n = await upstream.take(request)
     headers = {"request-id": f"req_anthropic_{n}"}
     if opts.get("hang"):
         await asyncio.sleep(3600)

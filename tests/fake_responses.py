@@ -14,8 +14,6 @@ import time
 import orjson
 from aiohttp import web
 
-from tests.options import options as _options
-
 
 def _usage(opts: dict, output: int) -> dict:
     prompt = int(opts.get("prompt", 11))
@@ -48,13 +46,7 @@ def _response(n: int, body: dict, status: str, output: list, usage: dict | None)
 
 
 async def responses(upstream, request: web.Request) -> web.StreamResponse:
-    body = await request.json()
-    if upstream.record:
-        upstream.requests.append(
-            {"path": request.path, "headers": dict(request.headers), "body": body}
-        )
-    opts = _options(str(body.get("model", "")))
-    n = upstream.next_id()
+    body, opts, n = await upstream.take(request)
     headers = {"x-request-id": f"req_fake_{n}", "openai-processing-ms": "5"}
     if opts.get("hang"):
         await asyncio.sleep(3600)

@@ -93,21 +93,22 @@ class FakeUpstream:
             self.stats["hits"] += 1
         return await handler(request)
 
-    def next_id(self) -> int:
-        return next(_ids)
+    async def take(self, request: web.Request) -> tuple[dict, dict, int]:
+        """A request's JSON body (recorded, unless --no-record), the options in
+        its model name, and a number of its own for the ids of the answer."""
+        body = await request.json()
+        if self.record:
+            self.requests.append(
+                {"path": request.path, "headers": dict(request.headers), "body": body}
+            )
+        return body, _options(str(body.get("model", ""))), next(_ids)
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        if self.record:
-            self.requests.append(
-                {"path": request.path, "headers": dict(request.headers), "body": body}
-            )
-        opts = _options(str(body.get("model", "")))
-        n = next(_ids)
+        body, opts, n = await self.take(request)
         headers = {
             "x-request-id": f"req_fake_{n}",
             "openai-processing-ms": "7",
