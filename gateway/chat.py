@@ -11,9 +11,9 @@ from gateway.auth import KeyInfo, authenticate
 from gateway.catalogue import Catalogue, ModelConfig, get_catalogue
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from gateway.http import Request
-from gateway.providers.base import ChunkStream, UpstreamCall, UpstreamReply
+from gateway.providers.base import ChunkStream, UpstreamReply
 from gateway.relay import drain
-from gateway.routing import open_route
+from gateway.routing import open_route, upstream_call
 from gateway.tokens import messages_text
 
 SSE_HEADERS = [
@@ -60,15 +60,7 @@ async def chat_completions(req: Request, usage: Usage) -> None:
     usage.stream = stream
     model = usage.model = authorize(await get_catalogue(), key, model_id)
     await limits.admit(key, model, usage, prompt=messages_text(body["messages"]), body=body)
-    call = UpstreamCall(
-        body=body,
-        upstream_model="",
-        public_model=model_id,
-        stream=stream,
-        client_request_id=usage.client_request_id,
-        default_max_output_tokens=model.default_max_output_tokens,
-    )
-    reply, first = await open_route(model, call, usage)
+    reply, first = await open_route(model, upstream_call(model, body, stream, usage), usage)
     usage.upstream_request_id = reply.request_id
     if reply.stream is None:
         await _send_completion(req, usage, reply, model_id)

@@ -33,6 +33,18 @@ def route_order(routes: tuple[RouteConfig, ...]) -> list[RouteConfig]:
 Attempt = Callable[[RouteConfig, UpstreamCall], Awaitable[UpstreamReply]]
 
 
+def upstream_call(model: ModelConfig, body: dict, stream: bool, usage: Usage) -> UpstreamCall:
+    """What every route of `model` is asked (each attempt sets its upstream model)."""
+    return UpstreamCall(
+        body=body,
+        upstream_model="",
+        public_model=model.public_id,
+        stream=stream,
+        client_request_id=usage.client_request_id,
+        default_max_output_tokens=model.default_max_output_tokens,
+    )
+
+
 async def chat_attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:
     return await route.adapter.chat(call)
 

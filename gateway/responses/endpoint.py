@@ -33,7 +33,7 @@ from gateway.responses.translate import (
     to_chat_request,
     to_response,
 )
-from gateway.routing import open_route
+from gateway.routing import open_route, upstream_call
 from gateway.tokens import items_text
 
 TERMINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
@@ -104,14 +104,7 @@ async def create_response(req: Request, usage: Usage) -> None:
     await limits.admit(
         key, model, usage, prompt=(text, count), body=body, cap_param="max_output_tokens"
     )
-    call = UpstreamCall(
-        body=body,
-        upstream_model="",
-        public_model=model_id,
-        stream=stream,
-        client_request_id=usage.client_request_id,
-        default_max_output_tokens=model.default_max_output_tokens,
-    )
+    call = upstream_call(model, body, stream, usage)
 
     async def attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:
         return await _attempt(route, call, plan)
