@@ -3,6 +3,7 @@ taken from Redis, so every worker on every host shares one exact view."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -145,18 +146,15 @@ def _keys(key_id: int) -> list[str]:
     return [f"pb:rl:{key_id}:req", f"pb:rl:{key_id}:tok", f"pb:rl:{key_id}:toksum"]
 
 
+@functools.cache
+def _settle_script(client):
+    """SETTLE for the usage writer's client (redis-py loads it into a pipeline
+    when Redis does not have it)."""
+    return client.register_script(SETTLE)
+
+
 class RedisLimiter:
     name = "redis"
-
-    def __init__(self) -> None:
-        self._scripts: dict[int, object] = {}
-
-    def _script(self, client, source: str):
-        cache_key = id(client) ^ hash(source)
-        script = self._scripts.get(cache_key)
-        if script is None:
-            script = self._scripts[cache_key] = client.register_script(source)
-        return script
 
     async def admit(self, key, reservation: Reservation, windows: list[Window]) -> Verdict:
         from purebridge.redis import pipe
@@ -185,7 +183,7 @@ class RedisLimiter:
         from purebridge.redis import sync_client
 
         client = sync_client()
-        script = self._script(client, SETTLE)
+        script = _settle_script(client)
         with client.pipeline(transaction=False) as pipe:
             for entry in entries:
                 r = entry.reservation

@@ -149,7 +149,6 @@ class RedisPipe:
     """One pipelined connection to the Redis at `url`, for one event loop."""
 
     def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0) -> None:
-        self.url = url
         self.options = parse_url(url)
         self.tls = urlsplit(url).scheme == "rediss"
         if self.tls:
