@@ -88,14 +88,15 @@ async def create_response(req: Request, usage: Usage) -> None:
             code="previous_response_not_found",
             status=404,
         )
+    conversation = (history or []) + items
     plan = Plan(
         body=body,
-        items=(history or []) + items,
+        items=conversation,
         expanded=history is not None,
         response_id=new_id("resp"),
         model_id=model_id,
         account_id=key.account_id,
-        tools=ToolMap(body, (history or []) + items),
+        tools=ToolMap(body, conversation),
     )
     text, count = items_text(plan.items)
     instructions = body.get("instructions")
