@@ -75,7 +75,7 @@ class Usage:
         code = ""
         if error is not None:
             inner = error.error if isinstance(error, RetryableError) else error
-            status = error.upstream_status or inner.upstream_status or error.status
+            status = error.upstream_status or error.status
             code = inner.code or inner.type
         self.attempts.append(
             {
