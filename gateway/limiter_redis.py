@@ -14,89 +14,96 @@ from purebridge.redis_pipe import Script
 
 log = logging.getLogger(__name__)
 
-# KEYS: requests zset, tokens zset, tokens sum, one counter per budget window,
-#       then the request's admission marker.
-# ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, then
-#       each window's limit (micros).
+# KEYS: the key's window (a sorted set), its tokens sum, one counter per
+#       budget window, then the request's admission marker.
+# ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, retry
+#       (1: this request asked before), then each window's limit (micros).
+# The window holds one entry per admission in the last minute, "id|tokens"
+# scored by its time: its size is the requests of the last minute, exactly
+# (RPM 60 is 60 in any minute), and the sum of its tokens (kept beside it,
+# each entry added and subtracted once) the tokens reserved.
 # A retry is exact: when the reply to an admission is lost (a broken
 # connection, a timeout) and the request asks again, the script finds the
-# first admission (the request's entry in the requests or tokens window, else
-# its marker, written only for keys with neither) and answers with it instead
-# of reserving twice.
-# The requests window is a sorted set of admission times: exact, so RPM 60 is
-# 60 in any minute. The tokens window is a sorted set of reservations with a
-# running sum, each entry added and removed once.
+# first admission (its window entry, else its marker, written only for keys
+# with no RPM or TPM limit) and answers with it instead of reserving twice.
+# Every Redis call a script makes costs a few microseconds on the request
+# path: the first try skips the retry lookup, and RPM and TPM share one window.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = 60000
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rid, cost, nwin = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local marker = KEYS[4 + nwin]
-local admitted
-if rpm > 0 then
-  admitted = redis.call('ZSCORE', KEYS[1], rid)
-elseif tpm > 0 then
-  admitted = redis.call('ZSCORE', KEYS[2], rid .. '|' .. tokens)
-else
-  admitted = redis.call('GET', marker)
-end
-if admitted then return {'ok', 0, 0, 0, -1, 0, tonumber(admitted)} end
-local requests, used = 0, 0
-if rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  requests = redis.call('ZCARD', KEYS[1])
-end
-if tpm > 0 then
-  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - window)
-  if #old > 0 then
-    local expired = 0
-    for _, member in ipairs(old) do
-      expired = expired + tonumber(string.match(member, '|(-?%d+)$'))
-    end
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-    redis.call('DECRBY', KEYS[3], expired)
+local cost, nwin = tonumber(ARGV[5]), tonumber(ARGV[6])
+local member = ARGV[4] .. '|' .. ARGV[3]
+local marker = KEYS[3 + nwin]
+local windowed = rpm > 0 or tpm > 0
+if ARGV[7] == '1' then
+  local admitted
+  if windowed then
+    admitted = redis.call('ZSCORE', KEYS[1], member)
+  else
+    admitted = redis.call('GET', marker)
   end
-  used = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if admitted then return {'ok', 0, 0, 0, -1, 0, tonumber(admitted)} end
 end
-if rpm > 0 and requests >= rpm then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {'rpm', tonumber(oldest[2]) + window - now, requests, used, -1, 0, now}
-end
-if tpm > 0 then
-  if used + tokens > tpm then
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local requests, used = 0, 0
+if windowed then
+  if tpm > 0 then
+    local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
+    if #old > 0 then
+      local expired = 0
+      for _, entry in ipairs(old) do
+        expired = expired + tonumber(string.match(entry, '|(-?%d+)$'))
+      end
+      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+      used = redis.call('DECRBY', KEYS[2], expired)
+    else
+      used = tonumber(redis.call('GET', KEYS[2]) or '0')
+    end
+  else
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  end
+  requests = redis.call('ZCARD', KEYS[1])
+  local full
+  if rpm > 0 and requests >= rpm then
+    full = 'rpm'
+  elseif tpm > 0 and used + tokens > tpm then
+    full = 'tpm'
+  end
+  if full then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     local retry = window
     if oldest[2] then retry = tonumber(oldest[2]) + window - now end
-    return {'tpm', retry, requests, used, -1, 0, now}
+    return {full, retry, requests, used, -1, 0, now}
   end
 end
 for i = 1, nwin do
-  local spent = redis.call('HGET', KEYS[3 + i], 'spent')
+  local spent = redis.call('HGET', KEYS[2 + i], 'spent')
   if not spent then return {'missing', 0, requests, used, i - 1, 0, now} end
-  if tonumber(spent) + cost > tonumber(ARGV[6 + i]) then
+  if tonumber(spent) + cost > tonumber(ARGV[7 + i]) then
     return {'budget', 0, requests, used, i - 1, tonumber(spent), now}
   end
 end
-if rpm > 0 then
-  redis.call('ZADD', KEYS[1], now, rid)
+if windowed then
+  redis.call('ZADD', KEYS[1], now, member)
   redis.call('PEXPIRE', KEYS[1], window)
   requests = requests + 1
+  if tpm > 0 then
+    used = redis.call('INCRBY', KEYS[2], tokens)
+    redis.call('PEXPIRE', KEYS[2], window)
+  end
+else
+  redis.call('SET', marker, now, 'PX', window)
 end
-if tpm > 0 then
-  redis.call('ZADD', KEYS[2], now, rid .. '|' .. tokens)
-  redis.call('INCRBY', KEYS[3], tokens)
-  redis.call('PEXPIRE', KEYS[2], window)
-  redis.call('PEXPIRE', KEYS[3], window)
-  used = used + tokens
-end
-for i = 1, nwin do redis.call('HINCRBY', KEYS[3 + i], 'spent', cost) end
-if rpm == 0 and tpm == 0 then redis.call('SET', marker, now, 'PX', window) end
+for i = 1, nwin do redis.call('HINCRBY', KEYS[2 + i], 'spent', cost) end
 return {'ok', 0, requests, used, -1, 0, now}
 """
 
-# KEYS: tokens zset, tokens sum, then the windows. ARGV: admitted at (ms),
-# request id, token correction, real cost, reserved cost (micros).
+# KEYS: the key's window, its tokens sum, then the budget windows.
+# ARGV: admitted at (ms), request id, tokens reserved, tokens used, real cost,
+#       reserved cost (micros).
+# The request's window entry is replaced by one with the tokens it used (if it
+# is still there: an entry that left the window took its reservation along).
 # A budget counter is a hash: `spent`, and `rebuilt`, when it was (re)built from
 # the usage records. Built before the request was admitted, it holds the
 # reservation: add the correction. Built after, while the request was in
@@ -104,13 +111,12 @@ return {'ok', 0, requests, used, -1, 0, now}
 # the real cost: add the real cost. A counter that is gone is skipped: it will
 # be rebuilt from the records, this one included.
 SETTLE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local admitted, dtokens = tonumber(ARGV[1]), tonumber(ARGV[3])
-local cost, reserved = tonumber(ARGV[4]), tonumber(ARGV[5])
-if dtokens ~= 0 and admitted > now - 60000 and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('ZADD', KEYS[1], admitted, ARGV[2] .. ':settle|' .. dtokens)
-  redis.call('INCRBY', KEYS[2], dtokens)
+local admitted, reserved_tokens, used_tokens = tonumber(ARGV[1]), ARGV[3], ARGV[4]
+local cost, reserved = tonumber(ARGV[5]), tonumber(ARGV[6])
+if reserved_tokens ~= used_tokens and redis.call('EXISTS', KEYS[2]) == 1
+    and redis.call('ZREM', KEYS[1], ARGV[2] .. '|' .. reserved_tokens) == 1 then
+  redis.call('ZADD', KEYS[1], admitted, ARGV[2] .. '|' .. used_tokens)
+  redis.call('INCRBY', KEYS[2], tonumber(used_tokens) - tonumber(reserved_tokens))
 end
 if reserved > 0 then
   for i = 3, #KEYS do
@@ -143,7 +149,8 @@ REBUILD_SCRIPT = Script(REBUILD)
 
 
 def _keys(key_id: int) -> list[str]:
-    return [f"pb:rl:{key_id}:req", f"pb:rl:{key_id}:tok", f"pb:rl:{key_id}:toksum"]
+    """The key's one-minute window and its tokens sum."""
+    return [f"pb:rl:{key_id}:win", f"pb:rl:{key_id}:toksum"]
 
 
 @functools.cache
@@ -156,7 +163,11 @@ def _settle_script(client):
 class RedisLimiter:
     name = "redis"
 
-    async def admit(self, key, reservation: Reservation, windows: list[Window]) -> Verdict:
+    async def admit(
+        self, key, reservation: Reservation, windows: list[Window], *, retry: bool = False
+    ) -> Verdict:
+        """`retry`: this request asked before and may have been admitted (the
+        reply was lost)."""
         from purebridge.redis import pipe
 
         redis = pipe()
@@ -168,6 +179,7 @@ class RedisLimiter:
             reservation.request_id,
             reservation.cost_micros,
             len(windows),
+            1 if retry else 0,
             *[w.limit_micros for w in windows],
         ]
         verdict = _verdict(await redis.evalsha(ADMIT_SCRIPT, keys, argv))
@@ -188,13 +200,13 @@ class RedisLimiter:
             for entry in entries:
                 r = entry.reservation
                 tokens, cost = actual(entry)
-                keys = _keys(r.key_id)[1:] + list(r.windows)
                 script(
-                    keys=keys,
+                    keys=[*_keys(r.key_id), *r.windows],
                     args=[
                         r.admitted_ms,
                         r.request_id,
-                        tokens - r.tokens if r.tokens else 0,
+                        r.tokens,
+                        tokens if r.tokens else 0,  # a key without TPM reserved none
                         cost,
                         r.cost_micros,
                     ],
@@ -267,8 +279,6 @@ def current_rate(key_id: int) -> tuple[int, int]:
     client = sync_client()
     seconds, micros = client.time()
     since = seconds * 1000 + micros // 1000 - 60_000
-    requests_key, tokens_key, _ = _keys(key_id)
-    requests = client.zcount(requests_key, f"({since}", "+inf")
-    members: list[bytes] = client.zrangebyscore(tokens_key, f"({since}", "+inf")  # type: ignore[assignment]
+    members: list[bytes] = client.zrangebyscore(_keys(key_id)[0], f"({since}", "+inf")  # type: ignore[assignment]
     tokens = sum(int(member.rsplit(b"|", 1)[1]) for member in members)
-    return int(requests), max(tokens, 0)
+    return len(members), max(tokens, 0)

@@ -336,11 +336,11 @@ async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdi
             reservation.backend = backend.name
             # One failure may be a connection that broke when Redis restarted:
             # ask again before treating Redis as down. (If the first try did
-            # reserve and only its reply was lost, the script's admission
-            # marker answers the second with the first: nothing is reserved twice.)
+            # reserve and only its reply was lost, the script finds that
+            # admission and answers with it: nothing is reserved twice.)
             for attempt in range(2):
                 try:
-                    return await backend.admit(key, reservation, windows)
+                    return await backend.admit(key, reservation, windows, retry=attempt > 0)
                 except (RedisError, OSError):
                     if attempt:
                         limiter_redis.mark_down()

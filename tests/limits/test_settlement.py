@@ -49,3 +49,22 @@ def test_a_refused_request_leaves_the_counter_as_it_was(
     assert refused.status_code == 429
     assert [r.cost_usd for r in usage_records()] == [Decimal(FLAT_COST) / 1_000_000, 0]
     assert spend_counter(redis_client, key, "d") == FLAT_COST
+
+
+def test_settling_replaces_the_window_entry_with_the_tokens_used(
+    http, make_key, models, usage_records, redis_client
+):
+    """One request settles up (the upstream reports a 500-token prompt), one
+    down (3 of 5 output tokens): the window still counts two requests, and
+    its tokens are what they used, which the third request's headers show."""
+    key, secret = make_key(rpm_limit=100, tpm_limit=100_000)
+    post_chat(http, secret, chat("big-prompt", max_tokens=5))
+    post_chat(http, secret, chat("flat", max_tokens=5))
+    usage_records()
+
+    used = (500 + 3) + (PROMPT + 3)
+    assert redis_client.zcard(f"pb:rl:{key.id}:win") == 2
+    assert int(redis_client.get(f"pb:rl:{key.id}:toksum")) == used
+    third = post_chat(http, secret, chat("flat", max_tokens=5))
+    assert third.headers["x-ratelimit-remaining-requests"] == str(100 - 3)
+    assert third.headers["x-ratelimit-remaining-tokens"] == str(100_000 - used - (PROMPT + 5))
