@@ -123,6 +123,10 @@ class GatewayApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
         await close_session()
+        if settings.REDIS_URL:
+            from gateway.limiter_redis import limiter
+
+            await limiter.release_all()
         await sync_to_async(get_recorder().flush, thread_sensitive=False)()
         if settings.REDIS_URL:
             from purebridge.redis import close_loop_clients

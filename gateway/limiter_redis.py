@@ -1,11 +1,26 @@
 """The Redis backend of admission: one Lua script per request, the clock
-taken from Redis, so every worker on every host shares one exact view."""
+taken from Redis, so every worker on every host shares one exact view.
+
+Leases: a key far from all its limits (every limit at least 64 times what a
+lease takes) has a worker reserve many requests at once, and that worker then
+admits them itself for up to LEASE_MS, with no Redis call on their path. A lease
+is reserved exactly as the same requests one by one would be (its window entry
+counts them from the moment it is granted until a minute after it ends, so a
+sliding window never sees more than the limit), so limits still hold exactly,
+across workers and hosts; what a worker did not use goes back when the lease
+ends. A key near a limit is admitted request by request, and so is a key one
+worker sees less often than once per LEASE_IDLE_MS. While a worker asks for a
+lease, the key's other requests there wait for it (one round trip, as their
+own would take) rather than each ask for a lease of its own.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
+from dataclasses import dataclass
 
 from gateway import limits
 from gateway.db import run_db
@@ -14,56 +29,70 @@ from purebridge.redis_pipe import Script
 
 log = logging.getLogger(__name__)
 
-# KEYS: the key's window (a sorted set), its tokens sum, one counter per
-#       budget window, then the request's admission marker.
+LEASE_MS = 1000  # how long a worker admits from one lease
+LEASE_SHARE = 64  # a lease takes at most 1/64 of what is left of any limit
+LEASE_MIN = 8  # requests: smaller leases are not worth their bookkeeping
+LEASE_MAX = 1024
+LEASE_IDLE_MS = 2 * LEASE_MS  # a key asked for less often than this is not leased
+LEASE_WAITS = 3  # times a request waits for a lease asked for by another
+# A window keeps entries a minute past their score; a lease's is its end.
+WINDOW_TTL_MS = 60_000 + LEASE_MS
+
+# KEYS: the key's window (a sorted set), its sums (a hash: requests `r`,
+#       tokens `t`), one counter per budget window, then the request's
+#       admission marker.
 # ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, retry
-#       (1: this request asked before), then each window's limit (micros).
-# The window holds one entry per admission in the last minute, "id|tokens"
-# scored by its time: its size is the requests of the last minute, exactly
-# (RPM 60 is 60 in any minute), and the sum of its tokens (kept beside it,
-# each entry added and subtracted once) the tokens reserved.
+#       (1: this request asked before), lease asked (requests, 0: none), then
+#       each window's limit (micros).
+# The window holds an entry per admission, "id|requests|tokens" scored by its
+# time, and the sums of the entries it holds (each added and subtracted once):
+# the requests and tokens of the last minute, exactly (RPM 60 is 60 in any
+# minute). A lease is one entry for all its requests, scored at its end.
 # A retry is exact: when the reply to an admission is lost (a broken
 # connection, a timeout) and the request asks again, the script finds the
 # first admission (its window entry, else its marker, written only for keys
-# with no RPM or TPM limit) and answers with it instead of reserving twice.
+# with no RPM or TPM limit) and answers with it and its lease instead of
+# reserving twice. A lease is granted whole or not at all, so that a retry
+# can find it by name.
 # Every Redis call a script makes costs a few microseconds on the request
 # path: the first try skips the retry lookup, and RPM and TPM share one window.
-ADMIT = """
+ADMIT = f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = 60000
+local window, ttl, lease_ms, share = 60000, {WINDOW_TTL_MS}, {LEASE_MS}, {LEASE_SHARE}
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cost, nwin = tonumber(ARGV[5]), tonumber(ARGV[6])
-local member = ARGV[4] .. '|' .. ARGV[3]
+local cost, nwin, ask = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
+local member = ARGV[4] .. '|1|' .. ARGV[3]
+local lease_member = 'L' .. ARGV[4] .. '|' .. ask .. '|' .. ask * tokens
 local marker = KEYS[3 + nwin]
 local windowed = rpm > 0 or tpm > 0
 if ARGV[7] == '1' then
-  local admitted
+  local admitted, lease = nil, 0
   if windowed then
     admitted = redis.call('ZSCORE', KEYS[1], member)
+    if admitted and ask > 0 and redis.call('ZSCORE', KEYS[1], lease_member) then lease = ask end
   else
-    admitted = redis.call('GET', marker)
+    local found = redis.call('GET', marker)
+    if found then admitted, lease = string.match(found, '^(%d+)|(%d+)$') end
   end
-  if admitted then return {'ok', 0, 0, 0, -1, 0, tonumber(admitted)} end
+  if admitted then return {{'ok', 0, 0, 0, -1, 0, tonumber(admitted), tonumber(lease)}} end
 end
 local requests, used = 0, 0
 if windowed then
-  if tpm > 0 then
-    local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
-    if #old > 0 then
-      local expired = 0
-      for _, entry in ipairs(old) do
-        expired = expired + tonumber(string.match(entry, '|(-?%d+)$'))
-      end
-      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-      used = redis.call('DECRBY', KEYS[2], expired)
-    else
-      used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if #old > 0 then
+    local gone_r, gone_t = 0, 0
+    for _, entry in ipairs(old) do
+      local r, n = string.match(entry, '|(%d+)|(-?%d+)$')
+      gone_r, gone_t = gone_r + tonumber(r), gone_t + tonumber(n)
     end
-  else
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+    requests = redis.call('HINCRBY', KEYS[2], 'r', -gone_r)
+    used = redis.call('HINCRBY', KEYS[2], 't', -gone_t)
+  else
+    local sums = redis.call('HMGET', KEYS[2], 'r', 't')
+    requests, used = tonumber(sums[1] or '0'), tonumber(sums[2] or '0')
   end
-  requests = redis.call('ZCARD', KEYS[1])
   local full
   if rpm > 0 and requests >= rpm then
     full = 'rpm'
@@ -73,37 +102,72 @@ if windowed then
   if full then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     local retry = window
-    if oldest[2] then retry = tonumber(oldest[2]) + window - now end
-    return {full, retry, requests, used, -1, 0, now}
+    if oldest[2] then retry = math.max(tonumber(oldest[2]) + window - now, 0) end
+    return {{full, retry, requests, used, -1, 0, now, 0}}
   end
 end
+local lease = ask
+if rpm > 0 and (rpm - requests - 1) < share * ask then lease = 0 end
+if tpm > 0 and (tpm - used - tokens) < share * ask * tokens then lease = 0 end
 for i = 1, nwin do
   local spent = redis.call('HGET', KEYS[2 + i], 'spent')
-  if not spent then return {'missing', 0, requests, used, i - 1, 0, now} end
-  if tonumber(spent) + cost > tonumber(ARGV[7 + i]) then
-    return {'budget', 0, requests, used, i - 1, tonumber(spent), now}
+  if not spent then return {{'missing', 0, requests, used, i - 1, 0, now, 0}} end
+  local limit = tonumber(ARGV[8 + i])
+  spent = tonumber(spent)
+  if spent + cost > limit then
+    return {{'budget', 0, requests, used, i - 1, spent, now, 0}}
   end
+  if limit - spent - cost < share * ask * cost then lease = 0 end
 end
 if windowed then
   redis.call('ZADD', KEYS[1], now, member)
-  redis.call('PEXPIRE', KEYS[1], window)
-  requests = requests + 1
-  if tpm > 0 then
-    used = redis.call('INCRBY', KEYS[2], tokens)
-    redis.call('PEXPIRE', KEYS[2], window)
-  end
+  if lease > 0 then redis.call('ZADD', KEYS[1], now + lease_ms, lease_member) end
+  redis.call('HINCRBY', KEYS[2], 'r', 1 + lease)
+  redis.call('HINCRBY', KEYS[2], 't', tokens * (1 + lease))
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
 else
-  redis.call('SET', marker, now, 'PX', window)
+  redis.call('SET', marker, now .. '|' .. lease, 'PX', window)
 end
-for i = 1, nwin do redis.call('HINCRBY', KEYS[2 + i], 'spent', cost) end
-return {'ok', 0, requests, used, -1, 0, now}
+for i = 1, nwin do redis.call('HINCRBY', KEYS[2 + i], 'spent', cost * (1 + lease)) end
+return {{'ok', 0, requests + 1, used + tokens, -1, 0, now, lease}}
 """
 
-# KEYS: the key's window, its tokens sum, then the budget windows.
-# ARGV: admitted at (ms), request id, tokens reserved, tokens used, real cost,
-#       reserved cost (micros).
-# The request's window entry is replaced by one with the tokens it used (if it
-# is still there: an entry that left the window took its reservation along).
+# KEYS: the key's window, its sums, then the budget windows.
+# ARGV: the lease's entry, its score, its requests and tokens used, when it
+#       was granted (ms), its micros not used.
+# The lease's entry is replaced by one for the requests it admitted (kept to
+# the same end), and what it did not use leaves the sums and budget counters.
+RELEASE = """
+local member, score = ARGV[1], ARGV[2]
+local granted, unused_micros = tonumber(ARGV[5]), tonumber(ARGV[6])
+local lease_r, lease_t = string.match(member, '|(%d+)|(-?%d+)$')
+if redis.call('ZREM', KEYS[1], member) == 1 then
+  local used_r, used_t = tonumber(ARGV[3]), tonumber(ARGV[4])
+  if used_r > 0 then
+    redis.call('ZADD', KEYS[1], score, member .. ':used|' .. used_r .. '|' .. used_t)
+  end
+  redis.call('HINCRBY', KEYS[2], 'r', used_r - tonumber(lease_r))
+  redis.call('HINCRBY', KEYS[2], 't', used_t - tonumber(lease_t))
+end
+if unused_micros > 0 then
+  for i = 3, #KEYS do
+    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
+    if rebuilt and tonumber(rebuilt) <= granted then
+      redis.call('HINCRBY', KEYS[i], 'spent', -unused_micros)
+    end
+  end
+end
+return 0
+"""
+
+# KEYS: the key's window, its sums, then the budget windows.
+# ARGV: admitted at (ms), its window entry's score (ms), request id, token
+#       correction, real cost, reserved cost (micros).
+# A token correction is an entry of its own beside the request's (or its
+# lease's), with the same score: it leaves the window with it. (Corrected
+# after the window lost it, it leaves at the next admission: the sums stay
+# right either way.)
 # A budget counter is a hash: `spent`, and `rebuilt`, when it was (re)built from
 # the usage records. Built before the request was admitted, it holds the
 # reservation: add the correction. Built after, while the request was in
@@ -111,12 +175,11 @@ return {'ok', 0, requests, used, -1, 0, now}
 # the real cost: add the real cost. A counter that is gone is skipped: it will
 # be rebuilt from the records, this one included.
 SETTLE = """
-local admitted, reserved_tokens, used_tokens = tonumber(ARGV[1]), ARGV[3], ARGV[4]
+local admitted, dtokens = tonumber(ARGV[1]), tonumber(ARGV[4])
 local cost, reserved = tonumber(ARGV[5]), tonumber(ARGV[6])
-if reserved_tokens ~= used_tokens and redis.call('EXISTS', KEYS[2]) == 1
-    and redis.call('ZREM', KEYS[1], ARGV[2] .. '|' .. reserved_tokens) == 1 then
-  redis.call('ZADD', KEYS[1], admitted, ARGV[2] .. '|' .. used_tokens)
-  redis.call('INCRBY', KEYS[2], tonumber(used_tokens) - tonumber(reserved_tokens))
+if dtokens ~= 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3] .. ':settled|0|' .. dtokens)
+  redis.call('HINCRBY', KEYS[2], 't', dtokens)
 end
 if reserved > 0 then
   for i = 3, #KEYS do
@@ -145,12 +208,13 @@ return 1
 
 
 ADMIT_SCRIPT = Script(ADMIT)
+RELEASE_SCRIPT = Script(RELEASE)
 REBUILD_SCRIPT = Script(REBUILD)
 
 
 def _keys(key_id: int) -> list[str]:
-    """The key's one-minute window and its tokens sum."""
-    return [f"pb:rl:{key_id}:win", f"pb:rl:{key_id}:toksum"]
+    """The key's one-minute window and its sums."""
+    return [f"pb:rl:{key_id}:win", f"pb:rl:{key_id}:sums"]
 
 
 @functools.cache
@@ -160,8 +224,77 @@ def _settle_script(client):
     return client.register_script(SETTLE)
 
 
+@dataclass(slots=True)
+class Lease:
+    """Requests one worker reserved for a key, to admit itself until `until`."""
+
+    member: str  # its window entry
+    terms: tuple  # the key's limits it was granted under
+    windows: tuple[str, ...]  # the budget counters it reserved in
+    granted_ms: int  # by Redis's clock
+    ends_ms: int  # its window entry's score
+    until: float  # the event loop's clock: not used from then on
+    requests: int
+    tokens: int
+    micros: int
+    # The key's window as it was granted (this request and the lease
+    # included), for the x-ratelimit headers of the requests it admits.
+    window_requests: int
+    window_tokens: int
+    used_requests: int = 0
+    used_tokens: int = 0
+    used_micros: int = 0
+
+    def draw(self, reservation: Reservation) -> bool:
+        """Admit the request from this lease, if it fits what is left."""
+        if (
+            self.used_requests >= self.requests
+            or self.used_tokens + reservation.tokens > self.tokens
+            or self.used_micros + reservation.cost_micros > self.micros
+        ):
+            return False
+        self.used_requests += 1
+        self.used_tokens += reservation.tokens
+        self.used_micros += reservation.cost_micros
+        reservation.admitted_ms = self.granted_ms
+        reservation.window_ms = self.ends_ms
+        return True
+
+    def verdict(self) -> Verdict:
+        """Admitted from the lease: the window as the lease found it, with the
+        requests and tokens it admitted so far."""
+        return Verdict(
+            "ok",
+            requests=self.window_requests - self.requests + self.used_requests,
+            tokens=self.window_tokens - self.tokens + self.used_tokens,
+            admitted_ms=self.granted_ms,
+        )
+
+
+def _terms(key, windows: list[Window]) -> tuple:
+    return (key.rpm_limit or 0, key.tpm_limit or 0, tuple((w.key, w.limit_micros) for w in windows))
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What one worker knows of a key's leases."""
+
+    asked_at: float  # when it last asked Redis to admit a request of the key
+    used: int = 0  # requests its last lease admitted
+    leasable: bool = True  # its last lease asked for was granted
+    # A lease asked for and not answered yet: the key's other requests wait
+    # for it rather than each ask for a lease of its own.
+    asking: asyncio.Future | None = None
+    waiting: int = 0  # requests waiting for it
+
+
 class RedisLimiter:
     name = "redis"
+
+    def __init__(self) -> None:
+        self._leases: dict[int, Lease] = {}  # key id -> the lease this worker admits from
+        self._seen: dict[int, _Seen] = {}
+        self._releasing: set[asyncio.Task] = set()
 
     async def admit(
         self, key, reservation: Reservation, windows: list[Window], *, retry: bool = False
@@ -169,6 +302,29 @@ class RedisLimiter:
         """`retry`: this request asked before and may have been admitted (the
         reply was lost)."""
         from purebridge.redis import pipe
+
+        loop = asyncio.get_running_loop()
+        terms = _terms(key, windows)
+        if not retry:
+            for _ in range(LEASE_WAITS):
+                lease = self._leases.get(key.id)
+                if lease is not None:
+                    if (
+                        lease.terms == terms
+                        and loop.time() < lease.until
+                        and lease.draw(reservation)
+                    ):
+                        return lease.verdict()
+                    self._end(key.id, lease)  # used up, over, or for other limits
+                seen = self._seen.get(key.id)
+                if seen is None or seen.asking is None or not seen.leasable:
+                    break
+                seen.waiting += 1
+                try:
+                    await asyncio.shield(seen.asking)  # cancelled, it leaves the ask be
+                finally:
+                    seen.waiting -= 1
+            reservation.lease_asked = self._lease_size(key.id, loop.time())
 
         redis = pipe()
         keys = [*_keys(key.id), *(w.key for w in windows), f"pb:adm:{reservation.request_id}"]
@@ -180,16 +336,123 @@ class RedisLimiter:
             reservation.cost_micros,
             len(windows),
             1 if retry else 0,
+            reservation.lease_asked,
             *[w.limit_micros for w in windows],
         ]
-        verdict = _verdict(await redis.evalsha(ADMIT_SCRIPT, keys, argv))
-        if verdict.status == "missing":
-            # A window not seen yet, or counters Redis lost: rebuild them all
-            # from the usage records, then decide again.
-            for window in windows:
-                await rebuild(redis, key.id, window)
-            verdict = _verdict(await redis.evalsha(ADMIT_SCRIPT, keys, argv))
+        seen = self._seen.get(key.id)
+        asking = None
+        if reservation.lease_asked and not retry and seen is not None:
+            asking = seen.asking = loop.create_future()
+        try:
+            at = loop.time()
+            raw = await redis.evalsha(ADMIT_SCRIPT, keys, argv)
+            if raw[0] == b"missing":
+                # A window not seen yet, or counters Redis lost: rebuild them all
+                # from the usage records, then decide again.
+                for window in windows:
+                    await rebuild(redis, key.id, window)
+                raw = await redis.evalsha(ADMIT_SCRIPT, keys, argv)
+            verdict = _verdict(raw)
+            reservation.window_ms = verdict.admitted_ms
+            granted = int(raw[7])
+            if granted:
+                self._grant(
+                    key.id, reservation, verdict, granted, terms, until=at + LEASE_MS / 1000
+                )
+            if asking is not None and seen is not None:
+                seen.leasable = granted > 0
+                if not granted:  # the next ask is half this one
+                    seen.used = reservation.lease_asked // 4
+        finally:
+            if asking is not None:
+                if seen is not None and seen.asking is asking:
+                    seen.asking = None
+                asking.set_result(None)
         return verdict
+
+    def _lease_size(self, key_id: int, at: float) -> int:
+        """Requests to ask a lease for: none for a key this worker has not
+        asked Redis for within LEASE_IDLE_MS (a lease would mostly go back
+        unused) or while it asks for one already, else twice what its last
+        lease admitted or the requests waiting."""
+        seen = self._seen.get(key_id)
+        if seen is None:
+            if len(self._seen) >= 10_000:
+                self._seen = {k: s for k, s in self._seen.items() if at - s.asked_at < 60}
+            self._seen[key_id] = _Seen(asked_at=at)
+            return 0
+        idle = at - seen.asked_at > LEASE_IDLE_MS / 1000
+        seen.asked_at = at
+        if idle or seen.asking is not None:  # one lease asked for at a time
+            return 0
+        return min(max(LEASE_MIN, 2 * seen.used, 2 * seen.waiting), LEASE_MAX)
+
+    def _grant(self, key_id, reservation, verdict, granted, terms, until) -> None:
+        member = f"L{reservation.request_id}|{granted}|{granted * reservation.tokens}"
+        current = self._leases.get(key_id)
+        if current is not None:
+            if current.member == member:
+                return  # a retry answered with the lease this worker holds
+            self._end(key_id, current)  # granted to another request meanwhile
+        self._leases[key_id] = lease = Lease(
+            member=member,
+            terms=terms,
+            windows=reservation.windows,
+            granted_ms=verdict.admitted_ms,
+            ends_ms=verdict.admitted_ms + LEASE_MS,
+            until=until,
+            requests=granted,
+            tokens=granted * reservation.tokens,
+            micros=granted * reservation.cost_micros,
+            window_requests=verdict.requests + granted,
+            window_tokens=verdict.tokens + granted * reservation.tokens,
+        )
+        asyncio.get_running_loop().call_at(until, self._end, key_id, lease)
+
+    def _end(self, key_id: int, lease: Lease) -> None:
+        """Stop admitting from the lease and give back what it did not use."""
+        if self._leases.get(key_id) is not lease:
+            return  # ended already
+        del self._leases[key_id]
+        seen = self._seen.get(key_id)
+        if seen is not None:
+            seen.used = lease.used_requests
+        task = asyncio.get_running_loop().create_task(self._release(key_id, lease))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, key_id: int, lease: Lease) -> None:
+        from purebridge.redis import pipe
+
+        try:
+            await pipe().evalsha(
+                RELEASE_SCRIPT,
+                [*_keys(key_id), *lease.windows],
+                [
+                    lease.member,
+                    lease.ends_ms,
+                    lease.used_requests,
+                    lease.used_tokens,
+                    lease.granted_ms,
+                    lease.micros - lease.used_micros,
+                ],
+            )
+        except Exception:
+            # What it did not use stays counted: its requests and tokens for a
+            # minute, its budget until the counter is rebuilt.
+            log.warning("returning the unused part of a lease failed", exc_info=True)
+
+    async def release_all(self) -> None:
+        """End every lease of this worker (it is stopping) and wait for the returns."""
+        for key_id, lease in list(self._leases.items()):
+            self._end(key_id, lease)
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
+
+    def forget(self) -> None:
+        """Drop every lease without returning it (tests start afresh)."""
+        self._leases.clear()
+        self._seen.clear()
 
     def settle(self, entries) -> None:
         from purebridge.redis import sync_client
@@ -204,9 +467,9 @@ class RedisLimiter:
                     keys=[*_keys(r.key_id), *r.windows],
                     args=[
                         r.admitted_ms,
+                        r.window_ms,
                         r.request_id,
-                        r.tokens,
-                        tokens if r.tokens else 0,  # a key without TPM reserved none
+                        tokens - r.tokens if r.tokens else 0,  # a key without TPM reserved none
                         cost,
                         r.cost_micros,
                     ],
@@ -280,5 +543,7 @@ def current_rate(key_id: int) -> tuple[int, int]:
     seconds, micros = client.time()
     since = seconds * 1000 + micros // 1000 - 60_000
     members: list[bytes] = client.zrangebyscore(_keys(key_id)[0], f"({since}", "+inf")  # type: ignore[assignment]
-    tokens = sum(int(member.rsplit(b"|", 1)[1]) for member in members)
-    return len(members), max(tokens, 0)
+    counts = [member.rsplit(b"|", 2)[1:] for member in members]
+    requests = sum(int(r) for r, _ in counts)
+    tokens = sum(int(t) for _, t in counts)
+    return requests, max(tokens, 0)

@@ -69,6 +69,10 @@ class Reservation:
     tokens: int  # reserved against TPM (0: no TPM limit)
     cost_micros: int  # reserved against every window (0: no budget)
     windows: tuple[str, ...] = ()
+    # The score of its entry in the key's Redis window (its lease's end when a
+    # lease admitted it), and the lease it asked Redis for (requests).
+    window_ms: int = 0
+    lease_asked: int = 0
 
 
 @dataclass(slots=True)

@@ -62,7 +62,10 @@ def _forget_state() -> None:
     invalidate_catalogue()
     cooldowns.clear()
     if settings.REDIS_URL:
+        from gateway.limiter_redis import limiter
         from purebridge.redis import sync_client
+
+        limiter.forget()
 
         client = sync_client()
         for key in client.scan_iter(match="pb:*", count=1000):

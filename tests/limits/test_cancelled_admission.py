@@ -92,4 +92,4 @@ def test_an_admission_asked_again_is_answered_without_reserving_twice(
     assert again.admitted_ms == first.admitted_ms
     assert spend_counter(redis_client, key, "d") == 12_345  # one reservation, not two
     assert redis_client.zcard(f"pb:rl:{key.id}:win") == (1 if rates else 0)
-    assert int(redis_client.get(f"pb:rl:{key.id}:toksum") or 0) == tokens
+    assert int(redis_client.hget(f"pb:rl:{key.id}:sums", "t") or 0) == tokens

@@ -56,7 +56,8 @@ def test_sdk_waits_out_retry_after_on_an_rpm_limit_and_then_succeeds(
     window the admission script keeps): the next one is refused with a
     Retry-After of about 2 s, which the SDK waits out before trying again."""
     key, secret = make_key(rpm_limit=1)
-    redis_client.zadd(f"pb:rl:{key.id}:win", {"earlier|0": redis_now_ms(redis_client) - 58_000})
+    redis_client.zadd(f"pb:rl:{key.id}:win", {"earlier|1|0": redis_now_ms(redis_client) - 58_000})
+    redis_client.hset(f"pb:rl:{key.id}:sums", mapping={"r": 1, "t": 0})
 
     answer = sdk(secret).chat.completions.create(model="flat", messages=USER_HI, max_tokens=5)
 

@@ -51,7 +51,7 @@ def test_a_refused_request_leaves_the_counter_as_it_was(
     assert spend_counter(redis_client, key, "d") == FLAT_COST
 
 
-def test_settling_replaces_the_window_entry_with_the_tokens_used(
+def test_settling_corrects_the_window_to_the_tokens_used(
     http, make_key, models, usage_records, redis_client
 ):
     """One request settles up (the upstream reports a 500-token prompt), one
@@ -63,8 +63,7 @@ def test_settling_replaces_the_window_entry_with_the_tokens_used(
     usage_records()
 
     used = (500 + 3) + (PROMPT + 3)
-    assert redis_client.zcard(f"pb:rl:{key.id}:win") == 2
-    assert int(redis_client.get(f"pb:rl:{key.id}:toksum")) == used
+    assert redis_client.hgetall(f"pb:rl:{key.id}:sums") == {b"r": b"2", b"t": str(used).encode()}
     third = post_chat(http, secret, chat("flat", max_tokens=5))
     assert third.headers["x-ratelimit-remaining-requests"] == str(100 - 3)
     assert third.headers["x-ratelimit-remaining-tokens"] == str(100_000 - used - (PROMPT + 5))
