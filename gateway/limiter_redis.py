@@ -8,7 +8,8 @@ is reserved exactly as the same requests one by one would be (its window entry
 counts them from the moment it is granted until a minute after it ends, so a
 sliding window never sees more than the limit), so limits still hold exactly,
 across workers and hosts; what a worker did not use goes back when the lease
-ends. A key near a limit is admitted request by request, and so is a key one
+ends (and reclaim_leases, a beat task, returns the leases of workers killed
+before they could). A key near a limit is admitted request by request, and so is a key one
 worker sees less often than once per LEASE_IDLE_MS. While a worker asks for a
 lease, the key's other requests there wait for it (one round trip, as their
 own would take) rather than each ask for a lease of its own.
@@ -35,19 +36,30 @@ LEASE_MIN = 8  # requests: smaller leases are not worth their bookkeeping
 LEASE_MAX = 1024
 LEASE_IDLE_MS = 2 * LEASE_MS  # a key asked for less often than this is not leased
 LEASE_WAITS = 3  # times a request waits for a lease asked for by another
+# A lease its worker never returned (it was killed) is reclaimed this long
+# after its end; until then its worker keeps trying to return it.
+RECLAIM_AFTER_MS = 10 * 60_000
+RELEASE_RETRY_S = 5.0
+RELEASE_WAIT_S = 5.0  # a stopping worker waits this long for its returns
+# A lease's record outlives any reclaim (a backstop if none runs).
+LEASE_RECORD_TTL_MS = 24 * 3600_000
 # A window keeps entries a minute past their score; a lease's is its end.
 WINDOW_TTL_MS = 60_000 + LEASE_MS
+LEASES = "pb:leases"  # every lease not returned yet, scored by its end
 
 # KEYS: the key's window (a sorted set), its sums (a hash: requests `r`,
 #       tokens `t`), one counter per budget window, then the request's
-#       admission marker.
+#       admission marker, its lease's record and LEASES.
 # ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, retry
 #       (1: this request asked before), lease asked (requests, 0: none), then
 #       each window's limit (micros).
 # The window holds an entry per admission, "id|requests|tokens" scored by its
 # time, and the sums of the entries it holds (each added and subtracted once):
 # the requests and tokens of the last minute, exactly (RPM 60 is 60 in any
-# minute). A lease is one entry for all its requests, scored at its end.
+# minute). A lease is one entry for all its requests, scored at its end, and a
+# record (a hash: granted `g`, micros reserved `m`, micros of its requests
+# settled `s`, its budget counters `w`) that whoever returns it deletes, so
+# that it is returned once.
 # A retry is exact: when the reply to an admission is lost (a broken
 # connection, a timeout) and the request asks again, the script finds the
 # first admission (its window entry, else its marker, written only for keys
@@ -56,6 +68,8 @@ WINDOW_TTL_MS = 60_000 + LEASE_MS
 # can find it by name.
 # Every Redis call a script makes costs a few microseconds on the request
 # path: the first try skips the retry lookup, and RPM and TPM share one window.
+# (Lua writes a negative zero as "-0", which HINCRBY refuses: amounts taken
+# away are written 0 - n.)
 ADMIT = f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -63,19 +77,19 @@ local window, ttl, lease_ms, share = 60000, {WINDOW_TTL_MS}, {LEASE_MS}, {LEASE_
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local cost, nwin, ask = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
 local member = ARGV[4] .. '|1|' .. ARGV[3]
-local lease_member = 'L' .. ARGV[4] .. '|' .. ask .. '|' .. ask * tokens
-local marker = KEYS[3 + nwin]
+local marker, record = KEYS[3 + nwin], KEYS[4 + nwin]
 local windowed = rpm > 0 or tpm > 0
 if ARGV[7] == '1' then
   local admitted, lease = nil, 0
   if windowed then
     admitted = redis.call('ZSCORE', KEYS[1], member)
-    if admitted and ask > 0 and redis.call('ZSCORE', KEYS[1], lease_member) then lease = ask end
   else
-    local found = redis.call('GET', marker)
-    if found then admitted, lease = string.match(found, '^(%d+)|(%d+)$') end
+    admitted = redis.call('GET', marker)
   end
-  if admitted then return {{'ok', 0, 0, 0, -1, 0, tonumber(admitted), tonumber(lease)}} end
+  if admitted then
+    if ask > 0 and redis.call('EXISTS', record) == 1 then lease = ask end
+    return {{'ok', 0, 0, 0, -1, 0, tonumber(admitted), lease}}
+  end
 end
 local requests, used = 0, 0
 if windowed then
@@ -87,8 +101,8 @@ if windowed then
       gone_r, gone_t = gone_r + tonumber(r), gone_t + tonumber(n)
     end
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-    requests = redis.call('HINCRBY', KEYS[2], 'r', -gone_r)
-    used = redis.call('HINCRBY', KEYS[2], 't', -gone_t)
+    requests = redis.call('HINCRBY', KEYS[2], 'r', 0 - gone_r)
+    used = redis.call('HINCRBY', KEYS[2], 't', 0 - gone_t)
   else
     local sums = redis.call('HMGET', KEYS[2], 'r', 't')
     requests, used = tonumber(sums[1] or '0'), tonumber(sums[2] or '0')
@@ -121,68 +135,109 @@ for i = 1, nwin do
 end
 if windowed then
   redis.call('ZADD', KEYS[1], now, member)
-  if lease > 0 then redis.call('ZADD', KEYS[1], now + lease_ms, lease_member) end
+  if lease > 0 then
+    redis.call('ZADD', KEYS[1], now + lease_ms, 'L' .. ARGV[4] .. '|' .. lease .. '|' .. lease * tokens)
+  end
   redis.call('HINCRBY', KEYS[2], 'r', 1 + lease)
   redis.call('HINCRBY', KEYS[2], 't', tokens * (1 + lease))
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
 else
-  redis.call('SET', marker, now .. '|' .. lease, 'PX', window)
+  redis.call('SET', marker, now, 'PX', window)
 end
 for i = 1, nwin do redis.call('HINCRBY', KEYS[2 + i], 'spent', cost * (1 + lease)) end
+if lease > 0 then
+  redis.call('HSET', record, 'g', now, 'm', cost * lease, 's', 0,
+             'w', table.concat(KEYS, ',', 3, 2 + nwin))
+  redis.call('PEXPIRE', record, {LEASE_RECORD_TTL_MS})
+  redis.call('ZADD', KEYS[5 + nwin], now + lease_ms, ARGV[4])
+end
 return {{'ok', 0, requests + 1, used + tokens, -1, 0, now, lease}}
 """
 
-# KEYS: the key's window, its sums, then the budget windows.
-# ARGV: the lease's entry, its score, its requests and tokens used, when it
-#       was granted (ms), its micros not used.
+# KEYS: the key's window, its sums, the lease's record, LEASES, then the
+#       budget windows.
+# ARGV: the lease's window entry, its score, its requests and tokens used,
+#       the request id that asked for it, its micros not used.
 # The lease's entry is replaced by one for the requests it admitted (kept to
-# the same end), and what it did not use leaves the sums and budget counters.
+# the same end), and what it did not use leaves the sums and budget counters
+# (those rebuilt since it was granted never held it).
 RELEASE = """
-local member, score = ARGV[1], ARGV[2]
-local granted, unused_micros = tonumber(ARGV[5]), tonumber(ARGV[6])
+local granted = redis.call('HGET', KEYS[3], 'g')
+if not granted then return 0 end  -- returned already, or reclaimed
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[5])
+local member, unused_micros = ARGV[1], tonumber(ARGV[6])
 local lease_r, lease_t = string.match(member, '|(%d+)|(-?%d+)$')
 if redis.call('ZREM', KEYS[1], member) == 1 then
   local used_r, used_t = tonumber(ARGV[3]), tonumber(ARGV[4])
   if used_r > 0 then
-    redis.call('ZADD', KEYS[1], score, member .. ':used|' .. used_r .. '|' .. used_t)
+    redis.call('ZADD', KEYS[1], ARGV[2], member .. ':used|' .. used_r .. '|' .. used_t)
   end
   redis.call('HINCRBY', KEYS[2], 'r', used_r - tonumber(lease_r))
   redis.call('HINCRBY', KEYS[2], 't', used_t - tonumber(lease_t))
 end
 if unused_micros > 0 then
-  for i = 3, #KEYS do
+  for i = 5, #KEYS do
     local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
-    if rebuilt and tonumber(rebuilt) <= granted then
-      redis.call('HINCRBY', KEYS[i], 'spent', -unused_micros)
+    if rebuilt and tonumber(rebuilt) <= tonumber(granted) then
+      redis.call('HINCRBY', KEYS[i], 'spent', 0 - unused_micros)
     end
   end
 end
-return 0
+return 1
 """
 
-# KEYS: the key's window, its sums, then the budget windows.
+# KEYS: LEASES, the lease's record, then its budget windows.
+# ARGV: the request id that asked for it.
+# A lease its worker never returned: what its requests did not settle goes
+# back to the budget counters. (Its window entry left the window long ago.)
+RECLAIM = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local lease = redis.call('HMGET', KEYS[2], 'g', 'm', 's')
+if not lease[1] then return 0 end
+redis.call('DEL', KEYS[2])
+local unused = tonumber(lease[2]) - tonumber(lease[3])
+if unused > 0 then
+  for i = 3, #KEYS do
+    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
+    if rebuilt and tonumber(rebuilt) <= tonumber(lease[1]) then
+      redis.call('HINCRBY', KEYS[i], 'spent', 0 - unused)
+    end
+  end
+end
+return unused
+"""
+
+# KEYS: the key's window, its sums, the record of the lease that admitted the
+#       request (or any name, when none did), then the budget windows.
 # ARGV: admitted at (ms), its window entry's score (ms), request id, token
-#       correction, real cost, reserved cost (micros).
+#       correction, real cost, reserved cost (micros), 1 if a lease admitted it.
 # A token correction is an entry of its own beside the request's (or its
-# lease's), with the same score: it leaves the window with it. (Corrected
-# after the window lost it, it leaves at the next admission: the sums stay
-# right either way.)
+# lease's), with the same score: it leaves the window with it. One whose
+# entry has left the window already (or the window itself) is dropped: the
+# tokens left with the entry.
 # A budget counter is a hash: `spent`, and `rebuilt`, when it was (re)built from
 # the usage records. Built before the request was admitted, it holds the
 # reservation: add the correction. Built after, while the request was in
 # flight, it holds neither the reservation nor (the record was not written yet)
 # the real cost: add the real cost. A counter that is gone is skipped: it will
-# be rebuilt from the records, this one included.
+# be rebuilt from the records, this one included. A request a lease admitted
+# also counts on the lease's record, should the lease have to be reclaimed.
 SETTLE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local admitted, dtokens = tonumber(ARGV[1]), tonumber(ARGV[4])
 local cost, reserved = tonumber(ARGV[5]), tonumber(ARGV[6])
-if dtokens ~= 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+if dtokens ~= 0 and tonumber(ARGV[2]) > now - 60000 and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3] .. ':settled|0|' .. dtokens)
   redis.call('HINCRBY', KEYS[2], 't', dtokens)
 end
 if reserved > 0 then
-  for i = 3, #KEYS do
+  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('HINCRBY', KEYS[3], 's', reserved)
+  end
+  for i = 4, #KEYS do
     local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
     if rebuilt then
       if tonumber(rebuilt) <= admitted then
@@ -212,22 +267,33 @@ RELEASE_SCRIPT = Script(RELEASE)
 REBUILD_SCRIPT = Script(REBUILD)
 
 
-def _keys(key_id: int) -> list[str]:
-    """The key's one-minute window and its sums."""
-    return [f"pb:rl:{key_id}:win", f"pb:rl:{key_id}:sums"]
+def window_key(key_id: int) -> str:
+    """The key's one-minute window: a sorted set of its admissions."""
+    return f"pb:rl:{key_id}:window"
+
+
+def sums_key(key_id: int) -> str:
+    """The requests (`r`) and tokens (`t`) its window holds."""
+    return f"pb:rl:{key_id}:sums"
+
+
+def lease_record(request_id: str) -> str:
+    """The record of the lease the request asked for."""
+    return f"pb:lease:{request_id}"
 
 
 @functools.cache
-def _settle_script(client):
-    """SETTLE for the usage writer's client (redis-py loads it into a pipeline
-    when Redis does not have it)."""
-    return client.register_script(SETTLE)
+def _sync_script(client, source: str):
+    """A script for a redis-py client (loaded into a pipeline when Redis does
+    not have it)."""
+    return client.register_script(source)
 
 
 @dataclass(slots=True)
 class Lease:
     """Requests one worker reserved for a key, to admit itself until `until`."""
 
+    request_id: str  # the request that asked for it
     member: str  # its window entry
     terms: tuple  # the key's limits it was granted under
     windows: tuple[str, ...]  # the budget counters it reserved in
@@ -258,7 +324,17 @@ class Lease:
         self.used_micros += reservation.cost_micros
         reservation.admitted_ms = self.granted_ms
         reservation.window_ms = self.ends_ms
+        reservation.lease = self.request_id
         return True
+
+    def half_used(self) -> bool:
+        """More than half of it is used: a request it has no room for ends it
+        (else that request is admitted on its own, and the lease goes on)."""
+        return (
+            self.used_requests >= self.requests
+            or 2 * self.used_tokens > self.tokens
+            or 2 * self.used_micros > self.micros
+        )
 
     def verdict(self) -> Verdict:
         """Admitted from the lease: the window as the lease found it, with the
@@ -280,7 +356,8 @@ class _Seen:
     """What one worker knows of a key's leases."""
 
     asked_at: float  # when it last asked Redis to admit a request of the key
-    used: int = 0  # requests its last lease admitted
+    # Requests its last lease admitted; -1: none, so the next ask is for none.
+    used: int = 0
     leasable: bool = True  # its last lease asked for was granted
     # A lease asked for and not answered yet: the key's other requests wait
     # for it rather than each ask for a lease of its own.
@@ -290,6 +367,7 @@ class _Seen:
 
 class RedisLimiter:
     name = "redis"
+    MAX_SEEN = 10_000  # keys it remembers
 
     def __init__(self) -> None:
         self._leases: dict[int, Lease] = {}  # key id -> the lease this worker admits from
@@ -306,33 +384,41 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         terms = _terms(key, windows)
         if not retry:
+            alone = False
             for _ in range(LEASE_WAITS):
                 lease = self._leases.get(key.id)
                 if lease is not None:
-                    if (
-                        lease.terms == terms
-                        and loop.time() < lease.until
-                        and lease.draw(reservation)
-                    ):
-                        return lease.verdict()
-                    self._end(key.id, lease)  # used up, over, or for other limits
+                    if lease.terms == terms and loop.time() < lease.until:
+                        if lease.draw(reservation):
+                            return lease.verdict()
+                        alone = not lease.half_used()
+                    if not alone:
+                        self._end(key.id, lease)  # used up, over, or for other limits
                 seen = self._seen.get(key.id)
-                if seen is None or seen.asking is None or not seen.leasable:
+                if alone or seen is None or seen.asking is None or not seen.leasable:
                     break
                 seen.waiting += 1
                 try:
                     await asyncio.shield(seen.asking)  # cancelled, it leaves the ask be
                 finally:
                     seen.waiting -= 1
-            reservation.lease_asked = self._lease_size(key.id, loop.time())
+            reservation.lease_asked = 0 if alone else self._lease_size(key.id, loop.time())
 
         redis = pipe()
-        keys = [*_keys(key.id), *(w.key for w in windows), f"pb:adm:{reservation.request_id}"]
+        rid = reservation.request_id
+        keys = [
+            window_key(key.id),
+            sums_key(key.id),
+            *(w.key for w in windows),
+            f"pb:adm:{rid}",
+            lease_record(rid),
+            LEASES,
+        ]
         argv = [
             key.rpm_limit or 0,
             key.tpm_limit or 0,
             reservation.tokens,
-            reservation.request_id,
+            rid,
             reservation.cost_micros,
             len(windows),
             1 if retry else 0,
@@ -356,9 +442,15 @@ class RedisLimiter:
             reservation.window_ms = verdict.admitted_ms
             granted = int(raw[7])
             if granted:
-                self._grant(
-                    key.id, reservation, verdict, granted, terms, until=at + LEASE_MS / 1000
+                lease = self._lease(
+                    reservation, verdict, granted, terms, until=at + LEASE_MS / 1000
                 )
+                if retry:
+                    # Found again: its end by Redis's clock is not this
+                    # worker's to know (the first reply may be long lost).
+                    self._return(key.id, lease)
+                else:
+                    self._grant(key.id, lease)
             if asking is not None and seen is not None:
                 seen.leasable = granted > 0
                 if not granted:  # the next ask is half this one
@@ -373,29 +465,37 @@ class RedisLimiter:
     def _lease_size(self, key_id: int, at: float) -> int:
         """Requests to ask a lease for: none for a key this worker has not
         asked Redis for within LEASE_IDLE_MS (a lease would mostly go back
-        unused) or while it asks for one already, else twice what its last
-        lease admitted or the requests waiting."""
+        unused), whose last lease admitted nothing, or while it asks for one
+        already; else twice what its last lease admitted or the requests
+        waiting."""
         seen = self._seen.get(key_id)
         if seen is None:
-            if len(self._seen) >= 10_000:
-                self._seen = {k: s for k, s in self._seen.items() if at - s.asked_at < 60}
+            if len(self._seen) >= self.MAX_SEEN:
+                self._forget_idle(at)
             self._seen[key_id] = _Seen(asked_at=at)
             return 0
         idle = at - seen.asked_at > LEASE_IDLE_MS / 1000
         seen.asked_at = at
+        if seen.used < 0:
+            seen.used = 0
+            return 0
         if idle or seen.asking is not None:  # one lease asked for at a time
             return 0
         return min(max(LEASE_MIN, 2 * seen.used, 2 * seen.waiting), LEASE_MAX)
 
-    def _grant(self, key_id, reservation, verdict, granted, terms, until) -> None:
-        member = f"L{reservation.request_id}|{granted}|{granted * reservation.tokens}"
-        current = self._leases.get(key_id)
-        if current is not None:
-            if current.member == member:
-                return  # a retry answered with the lease this worker holds
-            self._end(key_id, current)  # granted to another request meanwhile
-        self._leases[key_id] = lease = Lease(
-            member=member,
+    def _forget_idle(self, at: float) -> None:
+        """Forget the keys not asked for within LEASE_IDLE_MS (all but those
+        with an ask in flight, if that is not enough)."""
+        idle = LEASE_IDLE_MS / 1000
+        kept = {k: s for k, s in self._seen.items() if at - s.asked_at <= idle or s.asking}
+        if len(kept) >= self.MAX_SEEN // 2:
+            kept = {k: s for k, s in kept.items() if s.asking}
+        self._seen = kept
+
+    def _lease(self, reservation, verdict, granted, terms, until) -> Lease:
+        return Lease(
+            request_id=reservation.request_id,
+            member=f"L{reservation.request_id}|{granted}|{granted * reservation.tokens}",
             terms=terms,
             windows=reservation.windows,
             granted_ms=verdict.admitted_ms,
@@ -407,7 +507,13 @@ class RedisLimiter:
             window_requests=verdict.requests + granted,
             window_tokens=verdict.tokens + granted * reservation.tokens,
         )
-        asyncio.get_running_loop().call_at(until, self._end, key_id, lease)
+
+    def _grant(self, key_id: int, lease: Lease) -> None:
+        current = self._leases.get(key_id)
+        if current is not None:  # granted to another request meanwhile
+            self._end(key_id, current)
+        self._leases[key_id] = lease
+        asyncio.get_running_loop().call_at(lease.until, self._end, key_id, lease)
 
     def _end(self, key_id: int, lease: Lease) -> None:
         """Stop admitting from the lease and give back what it did not use."""
@@ -416,38 +522,50 @@ class RedisLimiter:
         del self._leases[key_id]
         seen = self._seen.get(key_id)
         if seen is not None:
-            seen.used = lease.used_requests
+            seen.used = lease.used_requests or -1
+        self._return(key_id, lease)
+
+    def _return(self, key_id: int, lease: Lease) -> None:
         task = asyncio.get_running_loop().create_task(self._release(key_id, lease))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
     async def _release(self, key_id: int, lease: Lease) -> None:
+        """Return the lease's unused part, trying again while Redis fails
+        (until RECLAIM_AFTER_MS: then reclaim_leases does it)."""
         from purebridge.redis import pipe
 
-        try:
-            await pipe().evalsha(
-                RELEASE_SCRIPT,
-                [*_keys(key_id), *lease.windows],
-                [
-                    lease.member,
-                    lease.ends_ms,
-                    lease.used_requests,
-                    lease.used_tokens,
-                    lease.granted_ms,
-                    lease.micros - lease.used_micros,
-                ],
-            )
-        except Exception:
-            # What it did not use stays counted: its requests and tokens for a
-            # minute, its budget until the counter is rebuilt.
-            log.warning("returning the unused part of a lease failed", exc_info=True)
+        keys = [window_key(key_id), sums_key(key_id), lease_record(lease.request_id), LEASES]
+        argv: list[str | int] = [
+            lease.member,
+            lease.ends_ms,
+            lease.used_requests,
+            lease.used_tokens,
+            lease.request_id,
+            lease.micros - lease.used_micros,
+        ]
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RECLAIM_AFTER_MS / 1000
+        while True:
+            try:
+                await pipe().evalsha(RELEASE_SCRIPT, [*keys, *lease.windows], argv)
+                return
+            except Exception:
+                if loop.time() + RELEASE_RETRY_S > give_up:
+                    log.warning("returning a lease failed; it will be reclaimed", exc_info=True)
+                    return
+                log.info("returning a lease failed; trying again", exc_info=True)
+                await asyncio.sleep(RELEASE_RETRY_S)
 
     async def release_all(self) -> None:
-        """End every lease of this worker (it is stopping) and wait for the returns."""
+        """End every lease of this worker (it is stopping) and wait, at most
+        RELEASE_WAIT_S, for the returns (those that fail are reclaimed)."""
         for key_id, lease in list(self._leases.items()):
             self._end(key_id, lease)
         if self._releasing:
-            await asyncio.gather(*self._releasing, return_exceptions=True)
+            _, pending = await asyncio.wait(self._releasing, timeout=RELEASE_WAIT_S)
+            for task in pending:
+                task.cancel()
 
     def forget(self) -> None:
         """Drop every lease without returning it (tests start afresh)."""
@@ -458,13 +576,18 @@ class RedisLimiter:
         from purebridge.redis import sync_client
 
         client = sync_client()
-        script = _settle_script(client)
+        script = _sync_script(client, SETTLE)
         with client.pipeline(transaction=False) as pipe:
             for entry in entries:
                 r = entry.reservation
                 tokens, cost = actual(entry)
                 script(
-                    keys=[*_keys(r.key_id), *r.windows],
+                    keys=[
+                        window_key(r.key_id),
+                        sums_key(r.key_id),
+                        lease_record(r.lease or r.request_id),
+                        *r.windows,
+                    ],
                     args=[
                         r.admitted_ms,
                         r.window_ms,
@@ -472,10 +595,35 @@ class RedisLimiter:
                         tokens - r.tokens if r.tokens else 0,  # a key without TPM reserved none
                         cost,
                         r.cost_micros,
+                        1 if r.lease else 0,
                     ],
                     client=pipe,
                 )
             pipe.execute()
+
+
+def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
+    """Return the leases that ended more than `older_than_ms` ago and were
+    never returned (their worker was killed): what their requests did not
+    settle leaves the budget counters. Returns how many."""
+    from purebridge.redis import sync_client
+
+    client = sync_client()
+    script = _sync_script(client, RECLAIM)
+    seconds, micros = client.time()
+    before = seconds * 1000 + micros // 1000 - older_than_ms
+    reclaimed = 0
+    ended: list[bytes] = client.zrangebyscore(LEASES, "-inf", before)  # type: ignore[assignment]
+    for raw in ended:
+        request_id = raw.decode()
+        record = lease_record(request_id)
+        counters = client.hget(record, "w")
+        windows = counters.decode().split(",") if counters else []  # type: ignore[union-attr]
+        unused = script(keys=[LEASES, record, *windows], args=[request_id])
+        if unused:
+            log.warning("reclaimed a lease never returned: %s micros", unused)
+        reclaimed += 1
+    return reclaimed
 
 
 def _verdict(raw: list) -> Verdict:
@@ -542,7 +690,7 @@ def current_rate(key_id: int) -> tuple[int, int]:
     client = sync_client()
     seconds, micros = client.time()
     since = seconds * 1000 + micros // 1000 - 60_000
-    members: list[bytes] = client.zrangebyscore(_keys(key_id)[0], f"({since}", "+inf")  # type: ignore[assignment]
+    members: list[bytes] = client.zrangebyscore(window_key(key_id), f"({since}", "+inf")  # type: ignore[assignment]
     counts = [member.rsplit(b"|", 2)[1:] for member in members]
     requests = sum(int(r) for r, _ in counts)
     tokens = sum(int(t) for _, t in counts)

@@ -73,6 +73,7 @@ class Reservation:
     # lease admitted it), and the lease it asked Redis for (requests).
     window_ms: int = 0
     lease_asked: int = 0
+    lease: str = ""  # the request that asked for the lease that admitted it
 
 
 @dataclass(slots=True)

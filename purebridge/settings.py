@@ -218,6 +218,8 @@ CELERY_BEAT_SCHEDULE = {
     # Fold new usage records into per-hour aggregates for dashboards; a minute
     # keeps dashboards fresh while each run touches only the new rows.
     "usage-rollup": {"task": "usage.tasks.rollup_usage", "schedule": 60.0},
+    # Admission leases a killed web worker never returned.
+    "reclaim-leases": {"task": "gateway.tasks.reclaim_leases", "schedule": 60.0},
 }
 
 # The /v1 hot path.

@@ -12,6 +12,7 @@ from decimal import Decimal
 import httpx2
 import pytest
 
+from gateway.limiter_redis import sums_key, window_key
 from tests.helpers import post_chat, wait_for
 from tests.limits.support import chat, spend_counter
 
@@ -91,5 +92,5 @@ def test_an_admission_asked_again_is_answered_without_reserving_twice(
     assert first.status == again.status == "ok"
     assert again.admitted_ms == first.admitted_ms
     assert spend_counter(redis_client, key, "d") == 12_345  # one reservation, not two
-    assert redis_client.zcard(f"pb:rl:{key.id}:win") == (1 if rates else 0)
-    assert int(redis_client.hget(f"pb:rl:{key.id}:sums", "t") or 0) == tokens
+    assert redis_client.zcard(window_key(key.id)) == (1 if rates else 0)
+    assert int(redis_client.hget(sums_key(key.id), "t") or 0) == tokens

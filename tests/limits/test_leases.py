@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
+from gateway.limiter_redis import sums_key, window_key
 from tests.helpers import wait_for
 from tests.limits.support import (
     FLAT_COST,
@@ -88,7 +89,7 @@ def evalsha_calls(redis_client) -> int:
 
 
 def window_sums(redis_client, key) -> tuple[int, int]:
-    sums = redis_client.hgetall(f"pb:rl:{key.id}:sums")
+    sums = redis_client.hgetall(sums_key(key.id))
     return int(sums.get(b"r", 0)), int(sums.get(b"t", 0))
 
 
@@ -124,7 +125,7 @@ def test_a_busy_key_is_admitted_from_leases_and_counted_exactly(
         assert [v.tokens for v in verdicts] == [100 * n for n in range(1, 301)]
     assert window_sums(redis_client, key) == (300, 300 * 100)
     assert spend_counter(redis_client, key, "d") == 300 * 1_000
-    members = redis_client.zrange(f"pb:rl:{key.id}:win", 0, -1)
+    members = redis_client.zrange(window_key(key.id), 0, -1)
     assert not [m for m in members if m.startswith(b"L") and b":used" not in m]  # all returned
 
     limiter.settle([Entry(r, 60, 10, Decimal("0.000700")) for r in reservations])
@@ -176,35 +177,51 @@ def test_two_workers_leasing_never_pass_a_daily_budget(make_key, redis_client):
     assert spend_counter(redis_client, key, "d") == 1_000_000
 
 
-def test_an_admission_asked_again_finds_its_lease(make_key, redis_client):
-    """The reply granting a lease was lost: asked again, Redis answers with the
-    same lease (not a second one), and the worker admits from it."""
-    from gateway.limiter_redis import ADMIT_SCRIPT, RedisLimiter, _keys
-    from purebridge.redis import pipe
+def test_a_lease_found_again_after_a_lost_reply_is_returned_whole(
+    make_key, redis_client, monkeypatch
+):
+    """The reply granting a lease was lost: the request asks again and Redis
+    answers with its first admission and the same lease (reserved once), which
+    the worker returns at once: when the lost reply was sent is not its to
+    know, so neither is how long the lease has left."""
+    import purebridge.redis
+    from gateway.limiter_redis import ADMIT_SCRIPT, LEASES, lease_record, limiter
+    from gateway.limits import _decide
 
     key, info, windows, reservation = key_info(
         make_key, redis_client, rpm_limit=100_000, daily_budget_usd=Decimal("100")
     )
-    first = reservation(0)
-    first.lease_asked = 8
-    limiter = RedisLimiter()
+    real_pipe = purebridge.redis.pipe
+    lost = []
 
-    async def lost_then_asked_again():
-        argv = [info.rpm_limit, 0, 100, first.request_id, 1_000, 1, 0, 8, windows[0].limit_micros]
-        keys = [*_keys(info.id), windows[0].key, f"pb:adm:{first.request_id}"]
-        lost = await pipe().evalsha(ADMIT_SCRIPT, keys, argv)  # the reply never arrives
-        again = await limiter.admit(info, first, windows, retry=True)
-        drawn = [await limiter.admit(info, reservation(n), windows) for n in range(1, 9)]
-        return lost, again, drawn
+    class LosesTheLeaseReply:
+        async def evalsha(self, script, keys, argv):
+            reply = await real_pipe().evalsha(script, keys, argv)
+            if script is ADMIT_SCRIPT and int(argv[7]) and not lost:
+                lost.append(reply)
+                raise ConnectionError("the connection broke before the reply")
+            return reply
 
-    lost, again, drawn = asyncio.run(lost_then_asked_again())
+    monkeypatch.setattr(purebridge.redis, "pipe", LosesTheLeaseReply)
+    second = reservation(1)
 
-    assert int(lost[7]) == 8
-    assert again.status == "ok" and again.admitted_ms == int(lost[6])
-    assert [v.status for v in drawn] == ["ok"] * 8
-    # One request and one lease of 8 reserved, once.
-    assert window_sums(redis_client, key)[0] == 9
-    assert spend_counter(redis_client, key, "d") == 9 * 1_000
+    async def run():
+        first = await _decide(info, reservation(0), windows)  # a key not seen yet: no lease
+        again = await _decide(info, second, windows)  # asks for one: its reply is lost
+        await limiter.release_all()
+        return first, again
+
+    first, again = asyncio.run(run())
+
+    [reply] = lost
+    assert int(reply[7]) == 8
+    assert (first.status, again.status) == ("ok", "ok")
+    assert again.admitted_ms == int(reply[6])
+    # Two requests, and the lease reserved once and returned whole.
+    assert window_sums(redis_client, key) == (2, 200)
+    assert spend_counter(redis_client, key, "d") == 2 * 1_000
+    assert not redis_client.exists(lease_record(second.request_id))
+    assert redis_client.zscore(LEASES, second.request_id) is None
 
 
 def test_a_key_near_its_limit_is_not_leased(make_key, redis_client):
@@ -221,7 +238,7 @@ def test_a_key_near_its_limit_is_not_leased(make_key, redis_client):
 
     assert [v.requests for v in verdicts] == list(range(1, 21))
     assert evalsha_calls(redis_client) - before == 20
-    assert not [m for m in redis_client.zrange(f"pb:rl:{key.id}:win", 0, -1) if m.startswith(b"L")]
+    assert not [m for m in redis_client.zrange(window_key(key.id), 0, -1) if m.startswith(b"L")]
 
 
 @pytest.fixture
@@ -256,7 +273,7 @@ def test_two_gunicorn_workers_lease_and_return_everything_on_stopping(
     assert recorded_micros(key) == 400 * FLAT_COST
     assert spend_counter(redis_client, key, "d") == 400 * FLAT_COST
     assert window_sums(redis_client, key) == (400, 400 * (PROMPT + 3))
-    members = redis_client.zrange(f"pb:rl:{key.id}:win", 0, -1)
+    members = redis_client.zrange(window_key(key.id), 0, -1)
     assert any(m.startswith(b"L") for m in members)  # the workers did lease
     assert not [m for m in members if m.startswith(b"L") and b":used" not in m]
 
@@ -272,3 +289,40 @@ def test_leases_end_after_a_second_and_return_what_they_did_not_use(
     assert wait_for(lambda: len(records_of(key)) == 100, timeout=10)
     assert wait_for(lambda: window_sums(redis_client, key)[0] == 100, timeout=5)
     assert wait_for(lambda: spend_counter(redis_client, key, "d") == 100 * FLAT_COST, timeout=5)
+
+
+def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis_client):
+    """A worker admits 40 requests, most from leases, and is killed before it
+    returns them; their usage records were written (settled). The reclaim
+    leaves alone leases that ended less than RECLAIM_AFTER_MS ago (their worker
+    may still return them), then returns what the dead worker's requests did
+    not use: the counter holds what they cost, exactly, and a second reclaim
+    changes nothing."""
+    from gateway.limiter_redis import LEASE_MS, LEASES, RedisLimiter, reclaim_leases
+
+    key, info, windows, reservation = key_info(
+        make_key, redis_client, daily_budget_usd=Decimal(100)
+    )
+    reservations = [reservation(n, tokens=0, cost=1_000) for n in range(40)]
+    killed = RedisLimiter()
+
+    async def run():
+        for r in reservations:
+            verdict = await killed.admit(info, r, windows)
+            r.admitted_ms = verdict.admitted_ms
+        killed.forget()  # killed: nothing returned
+
+    asyncio.run(run())
+    assert sum(1 for r in reservations if r.lease) >= 30
+    assert redis_client.zcard(LEASES) >= 1
+    killed.settle([Entry(r, 60, 10, Decimal("0.000700")) for r in reservations])
+    assert spend_counter(redis_client, key, "d") > 40 * 700  # the leases' unused part
+
+    assert reclaim_leases() == 0  # not ended, or too recently
+    time.sleep(LEASE_MS / 1000)  # ended now
+    assert reclaim_leases(older_than_ms=0) >= 1
+
+    assert spend_counter(redis_client, key, "d") == 40 * 700
+    assert redis_client.zcard(LEASES) == 0
+    assert reclaim_leases(older_than_ms=0) == 0
+    assert spend_counter(redis_client, key, "d") == 40 * 700

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from gateway.limiter_redis import sums_key
 from tests.helpers import post_chat
 from tests.limits.support import FLAT_COST, PROMPT, chat, micros, spend_counter
 
@@ -63,7 +64,7 @@ def test_settling_corrects_the_window_to_the_tokens_used(
     usage_records()
 
     used = (500 + 3) + (PROMPT + 3)
-    assert redis_client.hgetall(f"pb:rl:{key.id}:sums") == {b"r": b"2", b"t": str(used).encode()}
+    assert redis_client.hgetall(sums_key(key.id)) == {b"r": b"2", b"t": str(used).encode()}
     third = post_chat(http, secret, chat("flat", max_tokens=5))
     assert third.headers["x-ratelimit-remaining-requests"] == str(100 - 3)
     assert third.headers["x-ratelimit-remaining-tokens"] == str(100_000 - used - (PROMPT + 5))

@@ -81,3 +81,14 @@ def test_database_url_is_parsed_into_django_settings():
 def test_database_url_with_another_scheme_is_refused():
     with pytest.raises(ImproperlyConfigured, match="mysql"):
         database_from_url("mysql://u:p@h/db")
+
+
+def test_every_scheduled_task_is_one_the_workers_know():
+    from django.conf import settings
+
+    from purebridge.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "gateway.tasks.reclaim_leases" in scheduled
+    assert scheduled <= set(app.tasks)

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+
+@shared_task(ignore_result=True)
+def reclaim_leases() -> int:
+    """Return the admission leases of web workers that were killed before
+    they could (gateway/limiter_redis.py); idempotent, so overlapping runs
+    are harmless."""
+    if not settings.REDIS_URL:
+        return 0  # the embedded default admits in-process: no leases
+    from gateway.limiter_redis import reclaim_leases as reclaim
+
+    return reclaim()
