@@ -37,7 +37,7 @@ LEASE_MAX = 1024
 LEASE_IDLE_MS = 2 * LEASE_MS  # a key asked for less often than this is not leased
 LEASE_WAITS = 3  # times a request waits for a lease asked for by another
 # A lease its worker never returned (it was killed) is reclaimed this long
-# after its end; until then its worker keeps trying to return it.
+# after its end. (A worker that cannot reach Redis keeps trying to return it.)
 RECLAIM_AFTER_MS = 10 * 60_000
 RELEASE_RETRY_S = 5.0
 RELEASE_WAIT_S = 5.0  # a stopping worker waits this long for its returns
@@ -90,6 +90,7 @@ if ARGV[7] == '1' then
     if ask > 0 and redis.call('EXISTS', record) == 1 then lease = ask end
     return {{'ok', 0, 0, 0, -1, 0, tonumber(admitted), lease}}
   end
+  ask = 0  -- the first try never got here: no lease, as the worker returns one found on a retry
 end
 local requests, used = 0, 0
 if windowed then
@@ -163,8 +164,9 @@ return {{'ok', 0, requests + 1, used + tokens, -1, 0, now, lease}}
 # the same end), and what it did not use leaves the sums and budget counters
 # (those rebuilt since it was granted never held it).
 RELEASE = """
-local granted = redis.call('HGET', KEYS[3], 'g')
-if not granted then return 0 end  -- returned already, or reclaimed
+local lease = redis.call('HMGET', KEYS[3], 'g', 'x')
+local granted = lease[1]
+if not granted or lease[2] then return 0 end  -- returned already, or reclaimed
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[5])
 local member, unused_micros = ARGV[1], tonumber(ARGV[6])
@@ -192,11 +194,13 @@ return 1
 # ARGV: the request id that asked for it.
 # A lease its worker never returned: what its requests did not settle goes
 # back to the budget counters. (Its window entry left the window long ago.)
+# Its record stays, marked reclaimed (`x`), until it expires: a request of
+# the lease settled later adds its whole cost, its reservation being gone.
 RECLAIM = """
 redis.call('ZREM', KEYS[1], ARGV[1])
-local lease = redis.call('HMGET', KEYS[2], 'g', 'm', 's')
-if not lease[1] then return 0 end
-redis.call('DEL', KEYS[2])
+local lease = redis.call('HMGET', KEYS[2], 'g', 'm', 's', 'x')
+if not lease[1] or lease[4] then return 0 end
+redis.call('HSET', KEYS[2], 'x', 1)
 local unused = tonumber(lease[2]) - tonumber(lease[3])
 if unused > 0 then
   for i = 3, #KEYS do
@@ -223,7 +227,9 @@ return unused
 # flight, it holds neither the reservation nor (the record was not written yet)
 # the real cost: add the real cost. A counter that is gone is skipped: it will
 # be rebuilt from the records, this one included. A request a lease admitted
-# also counts on the lease's record, should the lease have to be reclaimed.
+# also counts on the lease's record, should the lease have to be reclaimed; a
+# lease reclaimed already took the request's reservation back: add the real
+# cost.
 SETTLE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -234,13 +240,19 @@ if dtokens ~= 0 and tonumber(ARGV[2]) > now - 60000 and redis.call('EXISTS', KEY
   redis.call('HINCRBY', KEYS[2], 't', dtokens)
 end
 if reserved > 0 then
-  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
-    redis.call('HINCRBY', KEYS[3], 's', reserved)
+  local reclaimed = false
+  if ARGV[7] == '1' then
+    local lease = redis.call('HMGET', KEYS[3], 'g', 'x')
+    if lease[2] then
+      reclaimed = true
+    elseif lease[1] then
+      redis.call('HINCRBY', KEYS[3], 's', reserved)
+    end
   end
   for i = 4, #KEYS do
     local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
     if rebuilt then
-      if tonumber(rebuilt) <= admitted then
+      if tonumber(rebuilt) <= admitted and not reclaimed then
         redis.call('HINCRBY', KEYS[i], 'spent', cost - reserved)
       else
         redis.call('HINCRBY', KEYS[i], 'spent', cost)
@@ -531,8 +543,8 @@ class RedisLimiter:
         task.add_done_callback(self._releasing.discard)
 
     async def _release(self, key_id: int, lease: Lease) -> None:
-        """Return the lease's unused part, trying again while Redis fails
-        (until RECLAIM_AFTER_MS: then reclaim_leases does it)."""
+        """Return the lease's unused part, trying again while Redis fails, for
+        as long as this worker runs (a lease it never returns is reclaimed)."""
         from purebridge.redis import pipe
 
         keys = [window_key(key_id), sums_key(key_id), lease_record(lease.request_id), LEASES]
@@ -544,17 +556,15 @@ class RedisLimiter:
             lease.request_id,
             lease.micros - lease.used_micros,
         ]
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + RECLAIM_AFTER_MS / 1000
+        failed = False
         while True:
             try:
                 await pipe().evalsha(RELEASE_SCRIPT, [*keys, *lease.windows], argv)
                 return
             except Exception:
-                if loop.time() + RELEASE_RETRY_S > give_up:
-                    log.warning("returning a lease failed; it will be reclaimed", exc_info=True)
-                    return
-                log.info("returning a lease failed; trying again", exc_info=True)
+                if not failed:
+                    log.warning("returning a lease failed; trying again", exc_info=True)
+                failed = True
                 await asyncio.sleep(RELEASE_RETRY_S)
 
     async def release_all(self) -> None:

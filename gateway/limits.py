@@ -389,6 +389,8 @@ def settle(entries) -> None:
             except Exception:
                 # The counters stay conservative (reserved, not real): they are
                 # rebuilt from the usage records when their window is lost.
+                # (Not so for a request a lease admitted whose lease is then
+                # reclaimed, its worker killed: its cost goes uncounted.)
                 log.warning("settling %d reservations failed", len(mine), exc_info=True)
 
 

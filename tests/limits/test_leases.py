@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
-from gateway.limiter_redis import sums_key, window_key
+from gateway.limiter_redis import LEASES, sums_key, window_key
 from tests.helpers import wait_for
 from tests.limits.support import (
     FLAT_COST,
@@ -23,6 +23,7 @@ from tests.limits.support import (
     fire,
     recorded_micros,
     records_of,
+    redis_now_ms,
     spend_counter,
 )
 
@@ -208,15 +209,18 @@ def test_a_lease_found_again_after_a_lost_reply_is_returned_whole(
     async def run():
         first = await _decide(info, reservation(0), windows)  # a key not seen yet: no lease
         again = await _decide(info, second, windows)  # asks for one: its reply is lost
+        await asyncio.sleep(0.1)
+        returned = not redis_client.exists(lease_record(second.request_id))
         await limiter.release_all()
-        return first, again
+        return first, again, returned
 
-    first, again = asyncio.run(run())
+    first, again, returned = asyncio.run(run())
 
     [reply] = lost
     assert int(reply[7]) == 8
     assert (first.status, again.status) == ("ok", "ok")
     assert again.admitted_ms == int(reply[6])
+    assert returned  # at once, not held until the worker's end
     # Two requests, and the lease reserved once and returned whole.
     assert window_sums(redis_client, key) == (2, 200)
     assert spend_counter(redis_client, key, "d") == 2 * 1_000
@@ -293,36 +297,70 @@ def test_leases_end_after_a_second_and_return_what_they_did_not_use(
 
 def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis_client):
     """A worker admits 40 requests, most from leases, and is killed before it
-    returns them; their usage records were written (settled). The reclaim
-    leaves alone leases that ended less than RECLAIM_AFTER_MS ago (their worker
-    may still return them), then returns what the dead worker's requests did
-    not use: the counter holds what they cost, exactly, and a second reclaim
-    changes nothing."""
+    returns them; the usage records of half of them are settled before the
+    reclaim, half after (as a long request's would be). The reclaim leaves
+    alone leases that ended less than RECLAIM_AFTER_MS ago (their worker may
+    still return them), then returns what the dead worker's requests did not
+    settle: at the end the counter holds what they cost, exactly, and a second
+    reclaim, or the worker's own return come late (it was only cut off from
+    Redis), changes nothing."""
     from gateway.limiter_redis import LEASE_MS, LEASES, RedisLimiter, reclaim_leases
 
     key, info, windows, reservation = key_info(
         make_key, redis_client, daily_budget_usd=Decimal(100)
     )
     reservations = [reservation(n, tokens=0, cost=1_000) for n in range(40)]
-    killed = RedisLimiter()
+    worker = RedisLimiter()
 
     async def run():
         for r in reservations:
-            verdict = await killed.admit(info, r, windows)
+            verdict = await worker.admit(info, r, windows)
             r.admitted_ms = verdict.admitted_ms
-        killed.forget()  # killed: nothing returned
+        # Its event loop stops here, and with it the lease's timers: nothing returned.
 
     asyncio.run(run())
     assert sum(1 for r in reservations if r.lease) >= 30
     assert redis_client.zcard(LEASES) >= 1
-    killed.settle([Entry(r, 60, 10, Decimal("0.000700")) for r in reservations])
+    entries = [Entry(r, 60, 10, Decimal("0.000700")) for r in reservations]
+    worker.settle(entries[::2])
     assert spend_counter(redis_client, key, "d") > 40 * 700  # the leases' unused part
 
     assert reclaim_leases() == 0  # not ended, or too recently
     time.sleep(LEASE_MS / 1000)  # ended now
     assert reclaim_leases(older_than_ms=0) >= 1
+    worker.settle(entries[1::2])
 
     assert spend_counter(redis_client, key, "d") == 40 * 700
     assert redis_client.zcard(LEASES) == 0
     assert reclaim_leases(older_than_ms=0) == 0
+    asyncio.run(worker.release_all())  # it was only cut off from Redis: its return comes late
     assert spend_counter(redis_client, key, "d") == 40 * 700
+
+
+def test_a_counter_rebuilt_after_a_lease_was_granted_gets_nothing_back(make_key, redis_client):
+    """A counter rebuilt from the usage records while a lease was out never
+    held the lease: neither its return nor its reclaim takes anything from it."""
+    from gateway.limiter_redis import LEASE_MS, RedisLimiter, reclaim_leases
+
+    key, info, windows, reservation = key_info(
+        make_key, redis_client, daily_budget_usd=Decimal(100)
+    )
+    (daily,) = windows
+    returned, reclaimed = RedisLimiter(), RedisLimiter()
+
+    async def admit(worker, first):
+        for n in range(first, first + 3):  # the second asks for a lease
+            await worker.admit(info, reservation(n, tokens=0, cost=1_000), windows)
+
+    asyncio.run(admit(returned, 0))
+    asyncio.run(admit(reclaimed, 10))
+    assert redis_client.zcard(LEASES) == 2
+    # Rebuilt (Redis lost it): the records say $0.005 so far.
+    rebuilt_at = redis_now_ms(redis_client) + 1
+    redis_client.hset(daily.key, mapping={"spent": 5_000, "rebuilt": rebuilt_at})
+
+    asyncio.run(returned.release_all())
+    time.sleep(LEASE_MS / 1000)
+    assert reclaim_leases(older_than_ms=0) == 1
+
+    assert spend_counter(redis_client, key, "d") == 5_000

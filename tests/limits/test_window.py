@@ -58,21 +58,32 @@ def test_what_leaves_the_window_leaves_its_sums(make_key, redis_client, limits, 
 def test_a_correction_after_the_window_let_its_entry_go_is_dropped(make_key, redis_client):
     """A request settled after its entry left the window (a stream longer than
     a minute, say): its reservation left with the entry, so the correction
-    changes nothing, and does not bring back a window without an expiry."""
+    changes nothing, whether the window is still there (other requests) or
+    gone, and does not bring back a window without an expiry."""
+    from gateway.limiter_redis import RedisLimiter
+
     key, info, windows, reservation = key_info(
         make_key, redis_client, tpm_limit=10_000, daily_budget_usd=Decimal(10)
     )
-    long = reservation(0, tokens=100, cost=1_000)
+    long, recent = reservation(0, tokens=100, cost=1_000), reservation(1, tokens=100, cost=1_000)
     admit(info, windows, long)
-    redis_client.delete(window_key(key.id), sums_key(key.id))  # a minute later, all gone
+    admit(info, windows, recent)
+    # As if admitted a minute ago: its entry left the window.
     long.window_ms -= 61_000
-    from gateway.limiter_redis import RedisLimiter
+    redis_client.zrem(window_key(key.id), f"{long.request_id}|1|100")
+    redis_client.hset(sums_key(key.id), mapping={"r": 1, "t": 100})
 
     RedisLimiter().settle([Entry(long, 60, 10, Decimal("0.000700"))])
 
+    assert redis_client.zrange(window_key(key.id), 0, -1) == [f"{recent.request_id}|1|100".encode()]
+    assert sums(redis_client, key) == (1, 100)
+
+    redis_client.delete(window_key(key.id), sums_key(key.id))  # a minute later, all gone
+    recent.window_ms = redis_now_ms(redis_client)  # settled while still in its window
+    RedisLimiter().settle([Entry(recent, 60, 10, Decimal("0.000700"))])
+
     assert not redis_client.exists(window_key(key.id))
     assert not redis_client.exists(sums_key(key.id))
-    assert sums(redis_client, key) == (0, 0)
     from tests.limits.support import spend_counter
 
-    assert spend_counter(redis_client, key, "d") == 700
+    assert spend_counter(redis_client, key, "d") == 2 * 700
