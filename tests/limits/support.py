@@ -4,6 +4,7 @@ PureBridge under gunicorn, a Redis of a test's own, and many clients at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import signal
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -196,6 +198,20 @@ class Gunicorn:
 
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def gunicorn_in(tmp_path_factory, folder: str, redis_url: str = "") -> Iterator[Gunicorn]:
+    """A Gunicorn started with its log in a new folder of the test run's, and
+    stopped afterwards; on the test Redis unless given another."""
+    server = Gunicorn(
+        tmp_path_factory.mktemp(folder) / "gunicorn.log", redis_url=redis_url or settings.REDIS_URL
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _connections(pid: int, port: int) -> int:

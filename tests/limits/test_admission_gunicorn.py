@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 
 from tests.helpers import wait_for
 from tests.limits.support import (
@@ -17,9 +16,9 @@ from tests.limits.support import (
     FLAT_RESERVED,
     ODD_INPUT,
     PROMPT,
-    Gunicorn,
     chat,
     fire,
+    gunicorn_in,
     micros,
     recorded_micros,
     records_of,
@@ -29,23 +28,15 @@ from tests.limits.support import (
 
 @pytest.fixture(scope="module")
 def gunicorn(django_db_setup, tmp_path_factory):
-    server = Gunicorn(
-        tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", redis_url=settings.REDIS_URL
-    )
-    server.start()
-    yield server
-    server.stop()
+    with gunicorn_in(tmp_path_factory, "gunicorn") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def second_host(django_db_setup, tmp_path_factory):
     """Another gateway, as on a second host: same PostgreSQL and Redis."""
-    server = Gunicorn(
-        tmp_path_factory.mktemp("gunicorn-2") / "gunicorn.log", redis_url=settings.REDIS_URL
-    )
-    server.start()
-    yield server
-    server.stop()
+    with gunicorn_in(tmp_path_factory, "gunicorn-2") as server:
+        yield server
 
 
 def wait_for_records(key, count: int) -> list:

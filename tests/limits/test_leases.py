@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 
 from gateway.limiter_redis import LEASES, sums_key, window_key
 from tests.helpers import wait_for
 from tests.limits.support import (
     FLAT_COST,
     PROMPT,
-    Gunicorn,
     chat,
     fire,
+    gunicorn_in,
     recorded_micros,
     records_of,
     redis_now_ms,
@@ -247,12 +246,8 @@ def test_a_key_near_its_limit_is_not_leased(make_key, redis_client):
 
 @pytest.fixture
 def gunicorn(django_db_setup, tmp_path_factory):
-    server = Gunicorn(
-        tmp_path_factory.mktemp("leases") / "gunicorn.log", redis_url=settings.REDIS_URL
-    )
-    server.start()
-    yield server
-    server.stop()
+    with gunicorn_in(tmp_path_factory, "leases") as server:
+        yield server
 
 
 def test_two_gunicorn_workers_lease_and_return_everything_on_stopping(

@@ -17,10 +17,10 @@ import pytest
 from tests.helpers import post_chat, wait_for
 from tests.limits.support import (
     FLAT_COST,
-    Gunicorn,
     RedisServer,
     chat,
     fire,
+    gunicorn_in,
     recorded_micros,
     records_of,
     spend_counter,
@@ -36,12 +36,8 @@ def own_redis(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def web(django_db_setup, own_redis, tmp_path_factory):
-    server = Gunicorn(
-        tmp_path_factory.mktemp("gunicorn-own-redis") / "gunicorn.log", redis_url=own_redis.url
-    )
-    server.start()
-    yield server
-    server.stop()
+    with gunicorn_in(tmp_path_factory, "gunicorn-own-redis", own_redis.url) as server:
+        yield server
 
 
 @pytest.fixture
