@@ -332,3 +332,66 @@ def redis_now_ms(client) -> int:
     """Redis's clock, which the admission script's windows run on (ms)."""
     seconds, microseconds = client.time()
     return seconds * 1000 + microseconds // 1000
+
+
+def key_info(make_key, redis_client, **limits):
+    """A key made with `limits`, as the gateway loads it; its budget windows
+    (counters built already, as after a first request: no database read on
+    the way); and a maker of its reservations: reservation(n, tokens, cost)."""
+    from gateway.auth import _load
+    from gateway.limits import Reservation, key_windows, now
+
+    key, _ = make_key(**limits)
+    info = _load(key.lookup)
+    windows = key_windows(info, now())
+    for window in windows:
+        redis_client.hset(window.key, mapping={"spent": 0, "rebuilt": 0})
+
+    def reservation(n: int, tokens: int = 100, cost: int = 1_000) -> Reservation:
+        counters = tuple(w.key for w in windows)
+        return Reservation(info.id, f"pb-{key.id}-{n}", "redis", 0, tokens, cost, counters)
+
+    return key, info, windows, reservation
+
+
+def admit_all(limiters, info, windows, reservations, concurrency: int = 1):
+    """Admit every reservation, `concurrency` at a time, taking the limiters in
+    turn (each is a worker); the verdicts in order. Leases end afterwards."""
+
+    async def run():
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i, reservation):
+            async with gate:
+                verdict = await limiters[i % len(limiters)].admit(info, reservation, windows)
+                reservation.admitted_ms = verdict.admitted_ms
+                return verdict
+
+        verdicts = await asyncio.gather(*(one(i, r) for i, r in enumerate(reservations)))
+        for limiter in limiters:
+            await limiter.release_all()
+        return verdicts
+
+    return asyncio.run(run())
+
+
+def settled(key, reservation, prompt: int, completion: int, cost: str):
+    """The usage entry the writer settles a finished request with."""
+    from tests.helpers import usage_entry
+
+    return usage_entry(
+        key,
+        reservation.request_id,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_usd=Decimal(cost),
+        reservation=reservation,
+    )
+
+
+def window_sums(redis_client, key) -> tuple[int, int]:
+    """The requests and tokens the key's RPM/TPM window holds."""
+    from gateway.limiter_redis import sums_key
+
+    sums = redis_client.hgetall(sums_key(key.id))
+    return int(sums.get(b"r", 0)), int(sums.get(b"t", 0))

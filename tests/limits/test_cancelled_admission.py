@@ -14,7 +14,7 @@ import pytest
 
 from gateway.limiter_redis import sums_key, window_key
 from tests.helpers import post_chat, wait_for
-from tests.limits.support import chat, spend_counter
+from tests.limits.support import chat, key_info, spend_counter
 
 # Keeps Redis busy (a script blocks every other client) for ARGV[1] ms.
 BUSY = """
@@ -68,19 +68,13 @@ def test_a_client_gone_during_admission_leaves_no_reservation_behind(
 def test_an_admission_asked_again_is_answered_without_reserving_twice(
     make_key, redis_client, rates
 ):
-    from gateway.auth import _load
     from gateway.limiter_redis import limiter
-    from gateway.limits import Reservation, key_windows, now
 
-    key, _ = make_key(daily_budget_usd=Decimal("10"), **rates)
-    info = _load(key.lookup)
-    windows = key_windows(info, now())
-    for window in windows:  # as if rebuilt already: no database read on the way
-        redis_client.hset(window.key, mapping={"spent": 0, "rebuilt": 0})
-    tokens = 500 if info.tpm_limit else 0
-    reservation = Reservation(
-        info.id, "pb-asked-twice", "redis", 0, tokens, 12_345, tuple(w.key for w in windows)
+    key, info, windows, reserve = key_info(
+        make_key, redis_client, daily_budget_usd=Decimal("10"), **rates
     )
+    tokens = 500 if info.tpm_limit else 0
+    reservation = reserve(0, tokens=tokens, cost=12_345)
 
     async def twice():
         first = await limiter.admit(info, reservation, windows)

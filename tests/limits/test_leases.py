@@ -7,90 +7,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 
-from gateway.limiter_redis import LEASES, sums_key, window_key
+from gateway.limiter_redis import LEASES, window_key
 from tests.helpers import wait_for
 from tests.limits.support import (
     FLAT_COST,
     PROMPT,
+    admit_all,
     chat,
     fire,
     gunicorn_in,
+    key_info,
     recorded_micros,
     records_of,
     redis_now_ms,
+    settled,
     spend_counter,
+    window_sums,
 )
-
-
-@dataclass
-class Entry:
-    """What the usage writer settles: a finished request."""
-
-    reservation: object
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: Decimal
-
-
-def key_info(make_key, redis_client, **limits):
-    """A key as the gateway loads it, its budget windows (counters built
-    already, as after a first request), and a reservation maker."""
-    from gateway.auth import _load
-    from gateway.limits import Reservation, key_windows, now
-
-    key, _ = make_key(**limits)
-    info = _load(key.lookup)
-    windows = key_windows(info, now())
-    for window in windows:
-        redis_client.hset(window.key, mapping={"spent": 0, "rebuilt": 0})
-
-    def reservation(n: int, tokens: int = 100, cost: int = 1_000) -> Reservation:
-        return Reservation(
-            info.id,
-            f"pb-lease-{key.id}-{n}",
-            "redis",
-            0,
-            tokens,
-            cost,
-            tuple(w.key for w in windows),
-        )
-
-    return key, info, windows, reservation
-
-
-def admit_all(limiters, info, windows, reservations, concurrency: int):
-    """Admit every reservation, `concurrency` at a time, taking the limiters in
-    turn (each is a worker); the verdicts in order. Leases end afterwards."""
-
-    async def run():
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(i, reservation):
-            async with gate:
-                verdict = await limiters[i % len(limiters)].admit(info, reservation, windows)
-                reservation.admitted_ms = verdict.admitted_ms
-                return verdict
-
-        verdicts = await asyncio.gather(*(one(i, r) for i, r in enumerate(reservations)))
-        for limiter in limiters:
-            await limiter.release_all()
-        return verdicts
-
-    return asyncio.run(run())
 
 
 def evalsha_calls(redis_client) -> int:
     return redis_client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
-
-
-def window_sums(redis_client, key) -> tuple[int, int]:
-    sums = redis_client.hgetall(sums_key(key.id))
-    return int(sums.get(b"r", 0)), int(sums.get(b"t", 0))
 
 
 @pytest.mark.parametrize("concurrency", [1, 50])
@@ -128,7 +69,7 @@ def test_a_busy_key_is_admitted_from_leases_and_counted_exactly(
     members = redis_client.zrange(window_key(key.id), 0, -1)
     assert not [m for m in members if m.startswith(b"L") and b":used" not in m]  # all returned
 
-    limiter.settle([Entry(r, 60, 10, Decimal("0.000700")) for r in reservations])
+    limiter.settle([settled(key, r, 60, 10, "0.000700") for r in reservations])
 
     assert window_sums(redis_client, key) == (300, 300 * 70)
     assert spend_counter(redis_client, key, "d") == 300 * 700
@@ -165,15 +106,12 @@ def test_two_workers_leasing_never_pass_a_daily_budget(make_key, redis_client):
 
     key, info, windows, reservation = key_info(make_key, redis_client, daily_budget_usd=Decimal(1))
 
-    verdicts = admit_all(
-        [RedisLimiter(), RedisLimiter()],
-        info,
-        windows,
-        [reservation(n, tokens=0, cost=1_000) for n in range(1500)],
-        concurrency=50,
-    )
+    reservations = [reservation(n, tokens=0, cost=1_000) for n in range(1500)]
+
+    verdicts = admit_all([RedisLimiter(), RedisLimiter()], info, windows, reservations, 50)
 
     assert Counter(v.status for v in verdicts) == {"ok": 1000, "budget": 500}
+    assert any(r.lease for r in reservations)  # while far from the limit
     assert spend_counter(redis_client, key, "d") == 1_000_000
 
 
@@ -288,6 +226,9 @@ def test_leases_end_after_a_second_and_return_what_they_did_not_use(
     assert wait_for(lambda: len(records_of(key)) == 100, timeout=10)
     assert wait_for(lambda: window_sums(redis_client, key)[0] == 100, timeout=5)
     assert wait_for(lambda: spend_counter(redis_client, key, "d") == 100 * FLAT_COST, timeout=5)
+    members = redis_client.zrange(window_key(key.id), 0, -1)
+    assert any(m.startswith(b"L") for m in members)  # the workers did lease
+    assert redis_client.zcard(LEASES) == 0  # and returned every lease, the server still up
 
 
 def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis_client):
@@ -316,7 +257,7 @@ def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis
     asyncio.run(run())
     assert sum(1 for r in reservations if r.lease) >= 30
     assert redis_client.zcard(LEASES) >= 1
-    entries = [Entry(r, 60, 10, Decimal("0.000700")) for r in reservations]
+    entries = [settled(key, r, 60, 10, "0.000700") for r in reservations]
     worker.settle(entries[::2])
     assert spend_counter(redis_client, key, "d") > 40 * 700  # the leases' unused part
 

@@ -3,27 +3,19 @@ and corrections leaving it, corrections that come too late."""
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import pytest
 
-from gateway.limiter_redis import sums_key, window_key
-from tests.limits.support import redis_now_ms
-from tests.limits.test_leases import Entry, key_info
-
-
-def admit(info, windows, reservation):
-    from gateway.limiter_redis import RedisLimiter
-
-    verdict = asyncio.run(RedisLimiter().admit(info, reservation, windows))
-    reservation.admitted_ms = verdict.admitted_ms
-    return verdict
-
-
-def sums(redis_client, key) -> tuple[int, int]:
-    found = redis_client.hgetall(sums_key(key.id))
-    return int(found.get(b"r", 0)), int(found.get(b"t", 0))
+from gateway.limiter_redis import RedisLimiter, sums_key, window_key
+from tests.limits.support import (
+    admit_all,
+    key_info,
+    redis_now_ms,
+    settled,
+    spend_counter,
+    window_sums,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,10 +40,10 @@ def test_what_leaves_the_window_leaves_its_sums(make_key, redis_client, limits, 
     redis_client.hset(sums_key(key.id), mapping={"r": requests, "t": sum(gone.values())})
     tokens = 10 if info.tpm_limit else 0
 
-    verdict = admit(info, windows, reservation(0, tokens=tokens, cost=0))
+    [verdict] = admit_all([RedisLimiter()], info, windows, [reservation(0, tokens=tokens, cost=0)])
 
     assert verdict.status == "ok"
-    assert sums(redis_client, key) == (left[0] + 1, left[1] + tokens)
+    assert window_sums(redis_client, key) == (left[0] + 1, left[1] + tokens)
     assert verdict.requests == left[0] + 1
 
 
@@ -60,30 +52,25 @@ def test_a_correction_after_the_window_let_its_entry_go_is_dropped(make_key, red
     a minute, say): its reservation left with the entry, so the correction
     changes nothing, whether the window is still there (other requests) or
     gone, and does not bring back a window without an expiry."""
-    from gateway.limiter_redis import RedisLimiter
-
     key, info, windows, reservation = key_info(
         make_key, redis_client, tpm_limit=10_000, daily_budget_usd=Decimal(10)
     )
     long, recent = reservation(0, tokens=100, cost=1_000), reservation(1, tokens=100, cost=1_000)
-    admit(info, windows, long)
-    admit(info, windows, recent)
+    admit_all([RedisLimiter()], info, windows, [long, recent])
     # As if admitted a minute ago: its entry left the window.
     long.window_ms -= 61_000
     redis_client.zrem(window_key(key.id), f"{long.request_id}|1|100")
     redis_client.hset(sums_key(key.id), mapping={"r": 1, "t": 100})
 
-    RedisLimiter().settle([Entry(long, 60, 10, Decimal("0.000700"))])
+    RedisLimiter().settle([settled(key, long, 60, 10, "0.000700")])
 
     assert redis_client.zrange(window_key(key.id), 0, -1) == [f"{recent.request_id}|1|100".encode()]
-    assert sums(redis_client, key) == (1, 100)
+    assert window_sums(redis_client, key) == (1, 100)
 
     redis_client.delete(window_key(key.id), sums_key(key.id))  # a minute later, all gone
     recent.window_ms = redis_now_ms(redis_client)  # settled while still in its window
-    RedisLimiter().settle([Entry(recent, 60, 10, Decimal("0.000700"))])
+    RedisLimiter().settle([settled(key, recent, 60, 10, "0.000700")])
 
     assert not redis_client.exists(window_key(key.id))
     assert not redis_client.exists(sums_key(key.id))
-    from tests.limits.support import spend_counter
-
     assert spend_counter(redis_client, key, "d") == 2 * 700
