@@ -47,6 +47,26 @@ LEASE_RECORD_TTL_MS = 24 * 3600_000
 WINDOW_TTL_MS = 60_000 + LEASE_MS
 LEASES = "pb:leases"  # every lease not returned yet, scored by its end
 
+# Lua shared by the scripts. NOW: Redis's clock in ms. GIVE_BACK(first,
+# granted, micros): take `micros` a lease did not use out of the budget
+# counters KEYS[first..], those (re)built from the usage records after the
+# lease was granted excepted: they never held it.
+NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+GIVE_BACK = """
+local function give_back(first, granted, micros)
+  if micros <= 0 then return end
+  for i = first, #KEYS do
+    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
+    if rebuilt and tonumber(rebuilt) <= granted then
+      redis.call('HINCRBY', KEYS[i], 'spent', 0 - micros)
+    end
+  end
+end
+"""
+
 # KEYS: the key's window (a sorted set), its sums (a hash: requests `r`,
 #       tokens `t`), one counter per budget window, then the request's
 #       admission marker, its lease's record and LEASES.
@@ -70,9 +90,9 @@ LEASES = "pb:leases"  # every lease not returned yet, scored by its end
 # path: the first try skips the retry lookup, and RPM and TPM share one window.
 # (Lua writes a negative zero as "-0", which HINCRBY refuses: amounts taken
 # away are written 0 - n.)
-ADMIT = f"""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+ADMIT = (
+    NOW
+    + f"""
 local window, ttl, lease_ms, share = 60000, {WINDOW_TTL_MS}, {LEASE_MS}, {LEASE_SHARE}
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local cost, nwin, ask = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
@@ -155,6 +175,7 @@ if lease > 0 then
 end
 return {{'ok', 0, requests + 1, used + tokens, -1, 0, now, lease}}
 """
+)
 
 # KEYS: the key's window, its sums, the lease's record, LEASES, then the
 #       budget windows.
@@ -163,7 +184,9 @@ return {{'ok', 0, requests + 1, used + tokens, -1, 0, now, lease}}
 # The lease's entry is replaced by one for the requests it admitted (kept to
 # the same end), and what it did not use leaves the sums and budget counters
 # (those rebuilt since it was granted never held it).
-RELEASE = """
+RELEASE = (
+    GIVE_BACK
+    + """
 local lease = redis.call('HMGET', KEYS[3], 'g', 'x')
 local granted = lease[1]
 if not granted or lease[2] then return 0 end  -- returned already, or reclaimed
@@ -179,16 +202,10 @@ if redis.call('ZREM', KEYS[1], member) == 1 then
   redis.call('HINCRBY', KEYS[2], 'r', used_r - tonumber(lease_r))
   redis.call('HINCRBY', KEYS[2], 't', used_t - tonumber(lease_t))
 end
-if unused_micros > 0 then
-  for i = 5, #KEYS do
-    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
-    if rebuilt and tonumber(rebuilt) <= tonumber(granted) then
-      redis.call('HINCRBY', KEYS[i], 'spent', 0 - unused_micros)
-    end
-  end
-end
+give_back(5, tonumber(granted), unused_micros)
 return 1
 """
+)
 
 # KEYS: LEASES, the lease's record, then its budget windows.
 # ARGV: the request id that asked for it.
@@ -196,22 +213,18 @@ return 1
 # back to the budget counters. (Its window entry left the window long ago.)
 # Its record stays, marked reclaimed (`x`), until it expires: a request of
 # the lease settled later adds its whole cost, its reservation being gone.
-RECLAIM = """
+RECLAIM = (
+    GIVE_BACK
+    + """
 redis.call('ZREM', KEYS[1], ARGV[1])
 local lease = redis.call('HMGET', KEYS[2], 'g', 'm', 's', 'x')
 if not lease[1] or lease[4] then return 0 end
 redis.call('HSET', KEYS[2], 'x', 1)
 local unused = tonumber(lease[2]) - tonumber(lease[3])
-if unused > 0 then
-  for i = 3, #KEYS do
-    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
-    if rebuilt and tonumber(rebuilt) <= tonumber(lease[1]) then
-      redis.call('HINCRBY', KEYS[i], 'spent', 0 - unused)
-    end
-  end
-end
+give_back(3, tonumber(lease[1]), unused)
 return unused
 """
+)
 
 # KEYS: the key's window, its sums, the record of the lease that admitted the
 #       request (or any name, when none did), then the budget windows.
@@ -230,9 +243,9 @@ return unused
 # also counts on the lease's record, should the lease have to be reclaimed; a
 # lease reclaimed already took the request's reservation back: add the real
 # cost.
-SETTLE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+SETTLE = (
+    NOW
+    + """
 local admitted, dtokens = tonumber(ARGV[1]), tonumber(ARGV[4])
 local cost, reserved = tonumber(ARGV[5]), tonumber(ARGV[6])
 if dtokens ~= 0 and tonumber(ARGV[2]) > now - 60000 and redis.call('EXISTS', KEYS[1]) == 1 then
@@ -262,16 +275,18 @@ if reserved > 0 then
 end
 return 0
 """
+)
 
 # KEYS: the counter. ARGV: spent (micros), seconds to keep it (0: always).
-REBUILD = """
+REBUILD = (
+    NOW
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'rebuilt', now)
 if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
+)
 
 
 ADMIT_SCRIPT = Script(ADMIT)
@@ -334,7 +349,6 @@ class Lease:
         self.used_requests += 1
         self.used_tokens += reservation.tokens
         self.used_micros += reservation.cost_micros
-        reservation.admitted_ms = self.granted_ms
         reservation.window_ms = self.ends_ms
         reservation.lease = self.request_id
         return True
@@ -612,6 +626,12 @@ class RedisLimiter:
             pipe.execute()
 
 
+def redis_now_ms(client) -> int:
+    """Redis's clock (ms), which the scripts' windows run on."""
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
 def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
     """Return the leases that ended more than `older_than_ms` ago and were
     never returned (their worker was killed): what their requests did not
@@ -620,8 +640,7 @@ def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
 
     client = sync_client()
     script = _sync_script(client, RECLAIM)
-    seconds, micros = client.time()
-    before = seconds * 1000 + micros // 1000 - older_than_ms
+    before = redis_now_ms(client) - older_than_ms
     reclaimed = 0
     ended: list[bytes] = client.zrangebyscore(LEASES, "-inf", before)  # type: ignore[assignment]
     for raw in ended:
@@ -698,8 +717,7 @@ def current_rate(key_id: int) -> tuple[int, int]:
     from purebridge.redis import sync_client
 
     client = sync_client()
-    seconds, micros = client.time()
-    since = seconds * 1000 + micros // 1000 - 60_000
+    since = redis_now_ms(client) - 60_000
     members: list[bytes] = client.zrangebyscore(window_key(key_id), f"({since}", "+inf")  # type: ignore[assignment]
     counts = [member.rsplit(b"|", 2)[1:] for member in members]
     requests = sum(int(r) for r, _ in counts)

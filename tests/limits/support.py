@@ -328,12 +328,6 @@ def fire(url: str, secret: str, bodies: list[dict], concurrency: int) -> list[ht
     return asyncio.run(run())
 
 
-def redis_now_ms(client) -> int:
-    """Redis's clock, which the admission script's windows run on (ms)."""
-    seconds, microseconds = client.time()
-    return seconds * 1000 + microseconds // 1000
-
-
 def key_info(make_key, redis_client, **limits):
     """A key made with `limits`, as the gateway loads it; its budget windows
     (counters built already, as after a first request: no database read on

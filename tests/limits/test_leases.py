@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.limiter_redis import LEASES, window_key
+from gateway.limiter_redis import LEASES, redis_now_ms, window_key
 from tests.helpers import wait_for
 from tests.limits.support import (
     FLAT_COST,
@@ -23,7 +23,6 @@ from tests.limits.support import (
     key_info,
     recorded_micros,
     records_of,
-    redis_now_ms,
     settled,
     spend_counter,
     window_sums,

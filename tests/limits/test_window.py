@@ -7,11 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.limiter_redis import RedisLimiter, sums_key, window_key
+from gateway.limiter_redis import RedisLimiter, redis_now_ms, sums_key, window_key
 from tests.limits.support import (
     admit_all,
     key_info,
-    redis_now_ms,
     settled,
     spend_counter,
     window_sums,
