@@ -1,5 +1,6 @@
-"""The Redis backend of admission: one Lua script per request, the clock
-taken from Redis, so every worker on every host shares one exact view.
+"""The Redis backend of admission: one Lua script per request (or per lease,
+below), the clock taken from Redis, so every worker on every host shares one
+exact view.
 
 Leases: a key far from all its limits (every limit at least 64 times what a
 lease takes) has a worker reserve many requests at once, and that worker then
@@ -9,8 +10,8 @@ counts them from the moment it is granted until a minute after it ends, so a
 sliding window never sees more than the limit), so limits still hold exactly,
 across workers and hosts; what a worker did not use goes back when the lease
 ends (and reclaim_leases, a beat task, returns the leases of workers killed
-before they could). A key near a limit is admitted request by request, and so is a key one
-worker sees less often than once per LEASE_IDLE_MS. While a worker asks for a
+before they could). A key near a limit is admitted request by request, and so
+is a key one worker sees less often than once per LEASE_IDLE_MS. While a worker asks for a
 lease, the key's other requests there wait for it (one round trip, as their
 own would take) rather than each ask for a lease of its own.
 """
