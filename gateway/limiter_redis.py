@@ -452,10 +452,10 @@ class RedisLimiter:
             reservation.lease_asked,
             *[w.limit_micros for w in windows],
         ]
-        seen = self._seen.get(key.id)
-        asking = None
-        if reservation.lease_asked and not retry and seen is not None:
-            asking = seen.asking = loop.create_future()
+        seen = None  # the key's, while this request asks for its lease
+        if reservation.lease_asked and not retry:
+            seen = self._seen[key.id]  # _lease_size made it
+            seen.asking = loop.create_future()
         try:
             at = loop.time()
             raw = await redis.evalsha(ADMIT_SCRIPT, keys, argv)
@@ -478,15 +478,14 @@ class RedisLimiter:
                     self._return(key.id, lease)
                 else:
                     self._grant(key.id, lease)
-            if asking is not None and seen is not None:
+            if seen is not None:
                 seen.leasable = granted > 0
                 if not granted:  # the next ask is half this one
                     seen.used = reservation.lease_asked // 4
         finally:
-            if asking is not None:
-                if seen is not None and seen.asking is asking:
-                    seen.asking = None
-                asking.set_result(None)
+            if seen is not None and seen.asking is not None:
+                seen.asking.set_result(None)  # the requests waiting for it go on
+                seen.asking = None
         return verdict
 
     def _lease_size(self, key_id: int, at: float) -> int:
