@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from gateway import reported
 from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.errors import GatewayError
@@ -32,6 +33,7 @@ class Usage:
         "completion_tokens",
         "reasoning_tokens",
         "reported",
+        "replaced",
         "prompt_estimate",
         "completion_chars",
         "status",
@@ -54,6 +56,7 @@ class Usage:
         self.prompt_tokens = self.cached_tokens = self.cache_write_tokens = 0
         self.completion_tokens = self.reasoning_tokens = 0
         self.reported = False
+        self.replaced: list[str] = []
         self.prompt_estimate = 0
         self.completion_chars = 0
         self.status = 0
@@ -87,31 +90,27 @@ class Usage:
             }
         )
 
-    def take_usage(self, usage: object) -> None:
-        """Token counts as the upstream reported them (OpenAI's usage object)."""
-        if not isinstance(usage, dict):
-            return
-        self.reported = True
-        self.prompt_tokens = _int(usage.get("prompt_tokens"))
-        self.completion_tokens = _int(usage.get("completion_tokens"))
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
-        self.cached_tokens = _int(prompt_details.get("cached_tokens"))
-        self.cache_write_tokens = _int(prompt_details.get("cache_write_tokens"))
-        self.reasoning_tokens = _int(completion_details.get("reasoning_tokens"))
+    def take_usage(self, usage: object) -> object:
+        """The upstream's usage object (OpenAI chat shape) as PureBridge
+        believes it (gateway/reported.py); returns it as the client is sent it."""
+        return self._take(usage, reported.CHAT)
 
-    def take_responses_usage(self, usage: object) -> None:
-        """Token counts from a Responses API `usage` object."""
-        if not isinstance(usage, dict):
-            return
-        self.reported = True
-        self.prompt_tokens = _int(usage.get("input_tokens"))
-        self.completion_tokens = _int(usage.get("output_tokens"))
-        input_details = usage.get("input_tokens_details") or {}
-        self.cached_tokens = _int(input_details.get("cached_tokens"))
-        self.cache_write_tokens = _int(input_details.get("cache_write_tokens"))
-        details = usage.get("output_tokens_details") or {}
-        self.reasoning_tokens = _int(details.get("reasoning_tokens"))
+    def take_responses_usage(self, usage: object) -> object:
+        """The same for a Responses API usage object."""
+        return self._take(usage, reported.RESPONSES)
+
+    def _take(self, usage: object, shape: tuple[str, str, str]) -> object:
+        counts = reported.read(
+            usage, shape, self.prompt_estimate, estimate_chars(self.completion_chars)
+        )
+        self.reported = counts.reported
+        self.replaced = counts.replaced
+        self.prompt_tokens = counts.prompt
+        self.cached_tokens = counts.cached
+        self.cache_write_tokens = counts.cache_write
+        self.completion_tokens = counts.completion
+        self.reasoning_tokens = counts.reasoning
+        return reported.as_reported(usage, counts, shape) if counts.replaced else usage
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -130,16 +129,7 @@ class Usage:
         if self.settled:
             return
         self.settled = True
-        estimated = False
-        if (
-            self.route is not None
-            and not self.reported
-            and (self.completion_chars or self.ttft_ms is not None or self.status == CLIENT_CLOSED)
-        ):
-            # The upstream was reached but never said what it used: estimate.
-            estimated = True
-            self.prompt_tokens = self.prompt_estimate
-            self.completion_tokens = estimate_chars(self.completion_chars)
+        reason = self._estimate()
         cost = Decimal(0)
         if self.model is not None and (self.prompt_tokens or self.completion_tokens):
             prices = self.model.prices
@@ -171,7 +161,8 @@ class Usage:
                 cache_write_tokens=self.cache_write_tokens,
                 completion_tokens=self.completion_tokens,
                 reasoning_tokens=self.reasoning_tokens,
-                estimated=estimated,
+                estimated=bool(reason),
+                estimate_reason=reason,
                 cost_usd=cost,
                 error_type=self.error_type,
                 latency_ms=req.elapsed_ms(),
@@ -183,6 +174,31 @@ class Usage:
             )
         )
 
+    def _estimate(self) -> str:
+        """Fill in what the upstream did not report (or reported wrong) with
+        PureBridge's own counts; the reason the record is an estimate, or ""."""
+        if self.reported:
+            if not self.replaced:
+                return ""
+            if set(self.replaced) & _COMPLETION_FIELDS:
+                # Content may have followed the usage it was estimated with.
+                delivered = estimate_chars(self.completion_chars)
+                self.completion_tokens = max(self.completion_tokens, delivered)
+            return "usage_invalid:" + ",".join(self.replaced)
+        if self.route is None or not (
+            self.completion_chars or self.ttft_ms is not None or self.status == CLIENT_CLOSED
+        ):
+            # Nothing reached the upstream, or it failed before it answered.
+            return ""
+        # The upstream was reached but never said what it used.
+        self.prompt_tokens = self.prompt_estimate
+        self.completion_tokens = estimate_chars(self.completion_chars)
+        self.cached_tokens = self.cache_write_tokens = self.reasoning_tokens = 0
+        if self.status == CLIENT_CLOSED:
+            return "usage_missing:client_left"
+        if self.status >= 400:
+            return "usage_missing:upstream_failed"
+        return "usage_missing"
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+
+_COMPLETION_FIELDS = frozenset(("completion_tokens", "output_tokens"))

@@ -25,6 +25,10 @@ async def drain(
     usage.client_gone()
     limit = stream.bytes_read + settings.PUREBRIDGE_DRAIN_BYTES
     with contextlib.suppress(GatewayError):
-        while item is not None and stream.bytes_read <= limit:
+        while item is not None:
+            # The event just read is taken whatever its size: it may be the
+            # one that carries the final usage.
             take_usage(usage, item)
+            if stream.bytes_read > limit:
+                return
             item = await stream.next()

@@ -252,6 +252,13 @@ PUREBRIDGE_RESPONSE_RETENTION_SECONDS = env_int(
 )
 # Usage records are written by a background thread in batches.
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
+# The largest token count an upstream's usage is believed for (per field, per
+# request); a larger one is replaced by PureBridge's own count (gateway/reported.py).
+PUREBRIDGE_MAX_REPORTED_TOKENS = env_int(
+    "PUREBRIDGE_MAX_REPORTED_TOKENS", 10_000_000, minimum=1, maximum=2_000_000_000
+)
+# The most choices (`n`) one request may ask for: each is reserved against budgets.
+PUREBRIDGE_MAX_CHOICES = env_int("PUREBRIDGE_MAX_CHOICES", 128, minimum=1, maximum=128)
 
 LOGGING = {
     "version": 1,

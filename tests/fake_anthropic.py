@@ -12,6 +12,8 @@ import asyncio
 import orjson
 from aiohttp import web
 
+from tests.options import reported
+
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -25,11 +27,13 @@ ERROR_TYPES = {
 
 
 def _usage(opts: dict, output: int) -> dict:
+    if opts.get("no_usage"):
+        return {}  # as Anthropic-compatible proxies that report nothing send it
     return {
-        "input_tokens": int(opts.get("prompt", 11)),
-        "output_tokens": output,
-        "cache_read_input_tokens": int(opts.get("cached", 0)),
-        "cache_creation_input_tokens": int(opts.get("cache_write", 0)),
+        "input_tokens": reported(opts, "prompt", 11),
+        "output_tokens": reported(opts, "completion", output),
+        "cache_read_input_tokens": reported(opts, "cached", 0),
+        "cache_creation_input_tokens": reported(opts, "cache_write", 0),
     }
 
 
@@ -67,7 +71,7 @@ async def messages(upstream, request: web.Request) -> web.StreamResponse:
             "content": content,
             "stop_reason": "tool_use" if tool else "end_turn",
             "stop_sequence": None,
-            "usage": _usage(opts, tokens) if not opts.get("no_usage") else {},
+            "usage": _usage(opts, tokens),
         }
         return web.Response(
             body=orjson.dumps(answer), content_type="application/json", headers=headers
@@ -150,7 +154,7 @@ async def _stream(upstream, request, body, opts, headers, message_id, n) -> web.
                     {"index": 1, "delta": {"type": "input_json_delta", "partial_json": part}},
                 )
             await send("content_block_stop", {"index": 1})
-        final_usage = {"output_tokens": tokens} if not opts.get("no_usage") else {}
+        final_usage = {k: v for k, v in _usage(opts, tokens).items() if k == "output_tokens"}
         await send(
             "message_delta",
             {

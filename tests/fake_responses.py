@@ -14,15 +14,18 @@ import time
 import orjson
 from aiohttp import web
 
+from tests.options import reported, total
+
 
 def _usage(opts: dict, output: int) -> dict:
-    prompt = int(opts.get("prompt", 11))
+    prompt = reported(opts, "prompt", 11)
+    completed = reported(opts, "completion", output)
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": int(opts.get("cached", 0))},
-        "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": int(opts.get("reasoning", 0))},
-        "total_tokens": prompt + output,
+        "input_tokens_details": {"cached_tokens": reported(opts, "cached", 0)},
+        "output_tokens": completed,
+        "output_tokens_details": {"reasoning_tokens": reported(opts, "reasoning", 0)},
+        "total_tokens": total(prompt, completed),
     }
 
 

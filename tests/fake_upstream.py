@@ -14,7 +14,11 @@ string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
     invalid_json=1    answer with bytes that are not JSON
     no_usage=1        never report usage
     cached=N, reasoning=N   report these in the usage details
-    prompt=N          report this prompt_tokens (default 11)
+    prompt=N          report this prompt_tokens (default 11); any JSON value or word
+                      (`-5`, `1.5`, `null`, `many`) is reported as it is, as a lying
+                      upstream would
+    completion=N      report this completion_tokens instead of the chunks sent (as prompt)
+    usage_pad=N       pad the usage object with N bytes (a large final event)
     leak=1            with status=N: the error message quotes the request URL and its
                       Authorization header, as a careless upstream might
     code=S            with status=N: the error `code` (default fake_error)
@@ -45,6 +49,7 @@ from aiohttp import web
 
 from tests import fake_anthropic, fake_responses
 from tests.options import options as _options
+from tests.options import reported, total
 
 _ids = itertools.count(1)
 
@@ -58,14 +63,18 @@ def _tool_call(opts: dict, n: int) -> dict:
 
 
 def _usage(opts: dict, completion: int) -> dict:
-    prompt = int(opts.get("prompt", 11))
-    return {
+    prompt = reported(opts, "prompt", 11)
+    completed = reported(opts, "completion", completion)
+    usage = {
         "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": int(opts.get("cached", 0))},
-        "completion_tokens_details": {"reasoning_tokens": int(opts.get("reasoning", 0))},
+        "completion_tokens": completed,
+        "total_tokens": total(prompt, completed),
+        "prompt_tokens_details": {"cached_tokens": reported(opts, "cached", 0)},
+        "completion_tokens_details": {"reasoning_tokens": reported(opts, "reasoning", 0)},
     }
+    if "usage_pad" in opts:
+        usage["padding"] = "x" * int(opts["usage_pad"])
+    return usage
 
 
 class FakeUpstream:

@@ -30,6 +30,10 @@ class UsageRecord(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     estimated = models.BooleanField(default=False, help_text="Tokens counted by PureBridge.")
+    # Why: "usage_missing[:client_left|:upstream_failed]", "usage_invalid:<fields
+    # replaced>", "clamped:<fields>" (values the database refused), see
+    # gateway/reported.py.
+    estimate_reason = models.CharField(max_length=200, blank=True)
     cost_usd = models.DecimalField(default=0, max_digits=24, decimal_places=12)
 
     status = models.PositiveSmallIntegerField()

@@ -23,10 +23,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from decimal import Decimal
-from typing import cast
+from decimal import ROUND_CEILING, Decimal
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -69,6 +69,7 @@ class UsageEntry:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
+    estimate_reason: str = ""
     cost_usd: Decimal = Decimal(0)
     error_type: str = ""
     latency_ms: int = 0
@@ -141,15 +142,75 @@ class UsageRecorder:
                 close_old_connections()
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
-            except DatabaseError:
+            except DatabaseError as error:
                 # The database refuses something in the batch: write the records
-                # one by one so that only the one it refuses is lost, loudly.
-                if len(batch) == 1:
-                    log.error("usage record refused by the database and dropped: %r", batch[0])
+                # one by one, and the one it refuses with its values brought
+                # within what its columns hold. A completed request is never
+                # left unrecorded.
+                if len(batch) > 1:
+                    for entry in batch:
+                        self._write_with_retry([entry])
                     return
-                for entry in batch:
-                    self._write_with_retry([entry])
-                return
+                entry = batch[0]
+                fixed = clamped(entry)
+                if fixed is None:
+                    log.error(
+                        "usage record %s refused by the database and dropped (%s)",
+                        entry.request_id,
+                        error,
+                    )
+                    return
+                log.error(
+                    "usage record %s refused by the database (%s); writing it with %s",
+                    entry.request_id,
+                    error,
+                    fixed.estimate_reason,
+                )
+                batch = [fixed]
+
+
+def clamped(entry: UsageEntry) -> UsageEntry | None:
+    """The entry with every value its column cannot hold brought within it
+    (counts and cost to the column's range, text cut to its length, attempts
+    made JSON), marked as an estimate that says which; None when there is
+    nothing to change (the database refused it for another reason)."""
+    from usage.models import UsageRecord
+
+    changes: dict[str, Any] = {}
+    for column in UsageRecord._meta.concrete_fields:
+        name = column.attname
+        if name not in _FIELDS:
+            continue
+        value = getattr(entry, name)
+        fixed = _within(column, value)
+        if fixed is not value and fixed != value:
+            changes[name] = fixed
+    if not changes:
+        return None
+    reason = "clamped:" + ",".join(changes)
+    return replace(entry, **changes, estimated=True, estimate_reason=reason[:200])
+
+
+def _within(column: models.Field, value: object) -> object:
+    if value is None:
+        return value
+    if isinstance(column, models.CharField) and isinstance(value, str):
+        return value[: column.max_length]
+    if isinstance(column, models.DecimalField) and isinstance(value, Decimal):
+        if not value.is_finite():
+            return Decimal(0)
+        places = Decimal(1).scaleb(-column.decimal_places)
+        largest = Decimal(10) ** (column.max_digits - column.decimal_places) - places
+        return min(max(value.quantize(places, rounding=ROUND_CEILING), -largest), largest)
+    if isinstance(column, models.IntegerField) and isinstance(value, int):
+        low, high = connection.ops.integer_field_range(column.get_internal_type())
+        return min(max(value, low if low is not None else value), high or value)
+    if isinstance(column, models.JSONField):
+        try:
+            json.dumps(value, cls=column.encoder)
+        except (TypeError, ValueError):
+            return []
+    return value
 
 
 def _write(batch: list[UsageEntry]) -> None:

@@ -21,6 +21,7 @@ from gateway.providers.http import (
     error_detail,
 )
 from gateway.providers.openai import map_status
+from gateway.reported import count
 
 ANTHROPIC_VERSION = "2023-06-01"
 STOP_REASONS = {
@@ -254,17 +255,27 @@ def _tool_choice(choice: object) -> dict:
     raise InvalidRequest("Unsupported tool_choice.", param="tool_choice")
 
 
-def chat_usage(usage: dict) -> dict:
-    """Anthropic usage in OpenAI's shape. Anthropic's input_tokens exclude cache
-    reads and writes; OpenAI's prompt_tokens include cached tokens."""
+def chat_usage(usage: object) -> dict | None:
+    """Anthropic usage in OpenAI's shape, or None when it has no token counts
+    (Anthropic-compatible proxies send `{}`). Anthropic's input_tokens exclude
+    cache reads and writes; OpenAI's prompt_tokens include them. A value that
+    is not a count is carried over for the endpoint to judge
+    (gateway/reported.py), never added up."""
+    if not isinstance(usage, dict):
+        return None
+    given = usage.get("input_tokens")
+    output = usage.get("output_tokens")
+    if given is None and output is None:
+        return None
     cache_read = usage.get("cache_read_input_tokens") or 0
     cache_write = usage.get("cache_creation_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + cache_read + cache_write
-    completion = usage.get("output_tokens") or 0
+    parts = [n for n in (count(given), count(cache_read), count(cache_write)) if n is not None]
+    prompt = sum(parts) if len(parts) == 3 else None
+    completion = count(output)
     return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "prompt_tokens": given if prompt is None else prompt,
+        "completion_tokens": output,
+        "total_tokens": None if prompt is None or completion is None else prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cache_read, "cache_write_tokens": cache_write},
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
@@ -305,7 +316,7 @@ def to_chat_completion(message: dict) -> dict:
                 "finish_reason": STOP_REASONS.get(message.get("stop_reason") or "", "stop"),
             }
         ],
-        "usage": chat_usage(message.get("usage") or {}),
+        "usage": chat_usage(message.get("usage")),
     }
 
 

@@ -104,7 +104,7 @@ class TranslatedEvents(ChunkStream):
         return event
 
     def _take(self, chunk: dict) -> None:
-        if chunk.get("usage"):
+        if chunk.get("usage") is not None:
             self._usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}

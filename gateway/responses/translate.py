@@ -10,6 +10,7 @@ import time
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.reported import count
 from gateway.responses.ids import new_id
 from gateway.responses.tools import ToolMap, chat_name
 
@@ -214,13 +215,17 @@ def failure(error: GatewayError) -> dict:
     return {"code": FAILURE_CODES.get(error.code or "", "server_error"), "message": error.message}
 
 
-def responses_usage(chat_usage: dict | None) -> dict | None:
+def responses_usage(chat_usage: object) -> dict | None:
+    """A chat usage object in the Responses API's words. Values are carried
+    over as they came, for the endpoint to judge (gateway/reported.py), and
+    added up only where both are counts."""
     if not isinstance(chat_usage, dict):
         return None
-    prompt = chat_usage.get("prompt_tokens") or 0
-    completion = chat_usage.get("completion_tokens") or 0
-    details = chat_usage.get("prompt_tokens_details") or {}
-    completion_details = chat_usage.get("completion_tokens_details") or {}
+    prompt = chat_usage.get("prompt_tokens")
+    completion = chat_usage.get("completion_tokens")
+    details = _object(chat_usage.get("prompt_tokens_details"))
+    completion_details = _object(chat_usage.get("completion_tokens_details"))
+    both = count(prompt) is not None and count(completion) is not None
     return {
         "input_tokens": prompt,
         "input_tokens_details": {
@@ -232,8 +237,12 @@ def responses_usage(chat_usage: dict | None) -> dict | None:
         "output_tokens_details": {
             "reasoning_tokens": completion_details.get("reasoning_tokens") or 0
         },
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt + completion if both else None,  # type: ignore[operator]
     }
+
+
+def _object(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def message_item(text: str, status: str = "completed", item_id: str | None = None) -> dict:

@@ -60,3 +60,20 @@ def test_an_upstream_cut_is_charged_as_delivered_and_marked_estimated(
     assert record.estimated is True
     assert record.status == 502
     assert 0 < record.completion_tokens < 10
+
+
+def test_a_final_usage_event_that_passes_the_byte_bound_is_still_charged(
+    live, api_key, make_model, fake_upstream, usage_records, settings
+):
+    settings.PUREBRIDGE_DRAIN_SECONDS = 30
+    # The chunks after the hang-up fit in the bound; the usage event does not.
+    settings.PUREBRIDGE_DRAIN_BYTES = 3000
+    make_model("test-model", "fake?tokens=6&interval_ms=50&prompt=33&usage_pad=5000")
+
+    read_events_then_hang_up(live.port, api_key, chat_body(stream=True), events=2)
+
+    assert wait_for(lambda: fake_upstream.stats["completed"] == 1, timeout=5)
+    [record] = usage_records()
+    assert record.status == 499
+    assert (record.prompt_tokens, record.completion_tokens) == (33, 6)
+    assert record.estimated is False

@@ -148,14 +148,14 @@ def test_a_passed_through_stream_that_breaks_ends_with_response_failed(client, m
 
 
 def test_usage_is_recorded_from_response_completed(client, model_for, usage_records):
-    model_for("responses", "fake?prompt=40&cached=8&reasoning=5")
+    model_for("responses", "fake?prompt=40&cached=8&reasoning=5&tokens=7")
 
     client.responses.create(model="m", input="hi")
 
     [record] = usage_records()
     assert record.endpoint == "responses"
     assert (record.prompt_tokens, record.cached_tokens, record.reasoning_tokens) == (40, 8, 5)
-    assert record.completion_tokens == 3
+    assert record.completion_tokens == 7
     assert record.estimated is False
 
 

@@ -38,6 +38,7 @@ def every_field(key) -> UsageEntry:
         completion_tokens=7,
         reasoning_tokens=3,
         estimated=True,
+        estimate_reason="usage_invalid:cached_tokens",
         # All 24 digits, 12 after the point: a float on the way would lose some.
         cost_usd=Decimal("123456789012.123456789012"),
         error_type="upstream_error",
@@ -156,3 +157,35 @@ def test_a_record_column_without_a_source_in_the_entry_is_a_configuration_error(
 
     with pytest.raises(ImproperlyConfigured, match="usage_usagerecord.region"):
         recorder._copy_plan("usage_usagerecord", [*UsageRecord._meta.concrete_fields, region])
+
+
+def test_a_record_the_database_refuses_is_clamped_and_written_not_dropped(
+    own_recorder, make_key, caplog
+):
+    key, _ = make_key()
+    absurd = usage_entry(
+        key,
+        "pb-absurd",
+        prompt_tokens=10**12,
+        completion_tokens=-5,
+        cost_usd=Decimal(10) ** 15,
+        model="m" * 500,
+        status=70_000,
+    )
+
+    own_recorder.record(usage_entry(key, "pb-fine", prompt_tokens=3))
+    own_recorder.record(absurd)
+    assert own_recorder.flush(10)
+
+    clamped, fine = UsageRecord.objects.order_by("request_id")
+    assert (fine.request_id, fine.prompt_tokens, fine.estimated) == ("pb-fine", 3, False)
+    assert clamped.request_id == "pb-absurd"
+    assert (clamped.prompt_tokens, clamped.completion_tokens) == (2_147_483_647, 0)
+    assert clamped.cost_usd == Decimal("999999999999.999999999999")
+    assert (len(clamped.model), clamped.status) == (128, 32767)
+    assert clamped.estimated is True
+    assert clamped.estimate_reason.startswith("clamped:")
+    assert {"prompt_tokens", "completion_tokens", "cost_usd", "model", "status"} <= set(
+        clamped.estimate_reason.removeprefix("clamped:").split(",")
+    )
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]
