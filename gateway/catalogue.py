@@ -60,6 +60,7 @@ class ModelConfig:
     prices: Prices
     routes: tuple[RouteConfig, ...]
     default_max_output_tokens: int = 4096
+    max_output_tokens: int | None = None  # None: the upstream's own limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ def _load_catalogue() -> Catalogue:
             ),
             routes=tuple(routes.get(m.id, ())),
             default_max_output_tokens=m.default_max_output_tokens,
+            max_output_tokens=m.max_output_tokens,
         )
         for m in CatalogModel.objects.filter(enabled=True).order_by("public_id")
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from django.conf import settings
 
-from gateway import limits
+from gateway import limits, validate
 from gateway.accounting import Usage
 from gateway.auth import KeyInfo, authenticate
 from gateway.catalogue import Catalogue, ModelConfig, get_catalogue
@@ -22,6 +22,8 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 DONE = b"data: [DONE]\n\n"
+# The output cap's names in chat completions (max_tokens is the older one).
+CAPS = ("max_completion_tokens", "max_tokens")
 
 
 def authorize(catalogue: Catalogue, key: KeyInfo, model_id: str) -> ModelConfig:
@@ -35,14 +37,8 @@ def _validate(body: dict) -> tuple[str, bool, bool]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("You must provide a model parameter.", param="model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(
-                f"messages[{i}] must be an object with a 'role'.", param=f"messages[{i}]"
-            )
+    validate.chat_messages(body.get("messages"))
+    validate.choices(body)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
@@ -54,12 +50,20 @@ def _validate(body: dict) -> tuple[str, bool, bool]:
 
 
 async def chat_completions(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.header(b"authorization"))
+    key = usage.key = await authenticate(req.credentials())
     body = req.json()
     model_id, stream, include_usage = _validate(body)
     usage.stream = stream
     model = usage.model = authorize(await get_catalogue(), key, model_id)
-    await limits.admit(key, model, usage, prompt=messages_text(body["messages"]), body=body)
+    validate.output_caps(body, model, CAPS)
+    await limits.admit(
+        key,
+        model,
+        usage,
+        prompt=messages_text(body["messages"]),
+        body=body,
+        choices=validate.choices(body),
+    )
     reply, first = await open_route(model, upstream_call(model, body, stream, usage), usage)
     usage.upstream_request_id = reply.request_id
     if reply.stream is None:
@@ -72,9 +76,9 @@ async def _send_completion(req: Request, usage: Usage, reply: UpstreamReply, mod
     body = reply.body
     assert body is not None
     body["model"] = model_id
-    usage.take_usage(body.get("usage"))
-    if not usage.reported:
-        usage.completion_chars = sum(_choice_chars(c.get("message")) for c in body["choices"])
+    usage.completion_chars = sum(_choice_chars(c.get("message")) for c in body["choices"])
+    if body.get("usage") is not None:
+        body["usage"] = usage.take_usage(body["usage"])
     usage.first_byte()
     await req.send_json(200, body, reply.headers)
 
@@ -98,18 +102,17 @@ async def _relay(
                 await drain(stream, usage, chunk, _take_usage)
                 return
             chunk["model"] = model_id
+            for choice in chunk.get("choices") or ():
+                usage.completion_chars += _choice_chars(choice.get("delta"))
             if "usage" in chunk:
-                reported = chunk["usage"]
-                if reported:
-                    usage.take_usage(reported)
+                if chunk["usage"] is not None:
+                    chunk["usage"] = usage.take_usage(chunk["usage"])
                 if not include_usage:
                     # The usage chunk PureBridge asked for on the client's behalf.
                     if not chunk.get("choices"):
                         chunk = await stream.next()
                         continue
                     del chunk["usage"]
-            for choice in chunk.get("choices") or ():
-                usage.completion_chars += _choice_chars(choice.get("delta"))
             usage.first_byte()
             await req.send_body(b"data: " + orjson.dumps(chunk) + b"\n\n", more=True)
             chunk = await stream.next()
@@ -122,7 +125,7 @@ async def _relay(
 
 
 def _take_usage(usage: Usage, chunk: dict) -> None:
-    if chunk.get("usage"):
+    if chunk.get("usage") is not None:
         usage.take_usage(chunk["usage"])
 
 

@@ -37,6 +37,7 @@ MODEL_KEYS = {
     "output_per_mtok",
     "cache_write_per_mtok",
     "default_max_output_tokens",
+    "max_output_tokens",
     "routes",
 }
 ROUTE_KEYS = {"provider", "upstream_model", "priority", "weight", "enabled"}
@@ -173,6 +174,14 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
     if not isinstance(cap, int) or cap < 1:
         raise ConfigError(f"{where}.default_max_output_tokens: must be a whole number of 1 or more")
     fields["default_max_output_tokens"] = cap
+    most = entry.get("max_output_tokens")
+    if most is not None and (not isinstance(most, int) or isinstance(most, bool) or most < 1):
+        raise ConfigError(f"{where}.max_output_tokens: must be a whole number of 1 or more")
+    if most is not None and cap > most:
+        raise ConfigError(
+            f"{where}.default_max_output_tokens ({cap}) is above max_output_tokens ({most})"
+        )
+    fields["max_output_tokens"] = most
     fields["cache_write_per_mtok"] = (
         _decimal(f"{where}.cache_write_per_mtok", entry["cache_write_per_mtok"])
         if "cache_write_per_mtok" in entry

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import orjson
 from django.conf import settings
 
-from gateway.errors import GatewayError, InvalidRequest, RequestTooLarge
+from gateway.errors import GatewayError, InvalidApiKey, InvalidRequest, RequestTooLarge
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
@@ -53,6 +53,7 @@ class Request:
         "draining",
         "admitting",
         "extra_headers",
+        "repeated_credentials",
     )
 
     def __init__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -62,9 +63,15 @@ class Request:
         self.method: str = scope["method"]
         path: str = scope["path"]
         self.path = path.rstrip("/") if len(path) > 1 else path
-        self.headers: dict[bytes, bytes] = {}
+        headers: dict[bytes, bytes] = {}
+        # Credentials sent twice are ambiguous: a proxy and a client may each
+        # have added one, and neither may be silently picked.
+        self.repeated_credentials = False
         for name, value in scope["headers"]:
-            self.headers[name] = value  # ASGI servers lower-case names
+            if name in headers and name == b"authorization":
+                self.repeated_credentials = True
+            headers[name] = value  # ASGI servers lower-case names
+        self.headers = headers
         self.body = b""
         self.request_id = new_request_id()
         self.started = time.perf_counter()
@@ -85,6 +92,15 @@ class Request:
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
         return value.decode("latin-1") if value is not None else None
+
+    def credentials(self) -> str | None:
+        """The Authorization header; more than one is refused."""
+        if self.repeated_credentials:
+            raise InvalidApiKey(
+                "More than one Authorization header was sent; send exactly one: "
+                "'Authorization: Bearer <your_key>'."
+            )
+        return self.header(b"authorization")
 
     async def read_body(self) -> None:
         limit = settings.PUREBRIDGE_MAX_BODY_BYTES

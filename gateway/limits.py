@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
 from gateway.tokens import count_prompt, estimate_prompt_text
-from usage.pricing import cost_usd
+from usage.pricing import MILLION
 
 log = logging.getLogger(__name__)
 WINDOW_MS = 60_000
@@ -207,11 +207,15 @@ class Ask:
     cap: int
     cap_param: str  # the endpoint's name for the output cap
     cap_set: bool  # the request set one (else the model's default was used)
+    choices: int = 1  # n: each choice may use the whole cap
 
     def cap_text(self) -> str:
+        each = f" for each of n={self.choices} choices" if self.choices > 1 else ""
         if self.cap_set:
-            return f"{self.cap_param}={self.cap}"
-        return f"the model's default of {self.cap} output tokens, as no {self.cap_param} was set"
+            return f"{self.cap_param}={self.cap}{each}"
+        return (
+            f"the model's default of {self.cap} output tokens{each}, as no {self.cap_param} was set"
+        )
 
 
 def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dict):
@@ -273,11 +277,19 @@ def has_limits(key) -> bool:
 
 
 async def admit(
-    key, model, usage, *, prompt: tuple[str, int], body: dict, cap_param: str = "max_tokens"
+    key,
+    model,
+    usage,
+    *,
+    prompt: tuple[str, int],
+    body: dict,
+    cap_param: str = "max_tokens",
+    choices: int = 1,
 ) -> None:
     """Admit the request or raise; on admission `usage.reservation` holds what
     was reserved and the response carries the key's x-ratelimit-* headers.
-    `cap_param` is the endpoint's name for the output cap, for messages.
+    `cap_param` is the endpoint's name for the output cap, for messages;
+    `choices` how many answers it asks for (`n`), each reserved whole.
 
     `prompt` is the request's countable text and its number of messages. Keys
     without limits skip the exact count: the estimate only serves records
@@ -289,18 +301,13 @@ async def admit(
     windows = key_windows(key, now())
     requested = _request_cap(body)
     cap = requested or model.default_max_output_tokens
-    tokens = prompt_tokens + cap
+    output = cap * choices
+    tokens = prompt_tokens + output
     prices = model.prices
-    cost = to_micros(
-        cost_usd(
-            input_per_mtok=prices.input,
-            cached_input_per_mtok=prices.cached_input,
-            output_per_mtok=prices.output,
-            prompt_tokens=prompt_tokens,
-            cached_tokens=0,
-            completion_tokens=cap,
-        )
-    )
+    # The prompt at the dearest price it can be charged at: with a prompt
+    # cache, writing it may cost more than reading it as plain input.
+    prompt_price = max(prices.input, prices.cache_write or prices.input)
+    cost = to_micros((prompt_tokens * prompt_price + output * prices.output) / MILLION)
     reservation = Reservation(
         key_id=key.id,
         request_id=usage.req.request_id,
@@ -323,7 +330,7 @@ async def admit(
         req.admitting = False
     req.extra_headers += ratelimit_header_bytes(key, verdict)
     if verdict.status != "ok":
-        ask = Ask(tokens, cost, cap, cap_param, cap_set=requested is not None)
+        ask = Ask(tokens, cost, cap, cap_param, cap_set=requested is not None, choices=choices)
         raise refusal(key, verdict, windows, ask, headers={})
     reservation.admitted_ms = verdict.admitted_ms
     usage.reservation = reservation
@@ -367,11 +374,14 @@ def output_cap(body: dict, model) -> int:
 
 
 def _request_cap(body: dict) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    """The request's output cap (validated already: gateway/validate.py). With
+    both chat names set the larger is reserved: an upstream may read either."""
+    caps = [
+        value
+        for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+        if isinstance(value := body.get(name), int) and value > 0
+    ]
+    return max(caps, default=None)
 
 
 def settle(entries) -> None:

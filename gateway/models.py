@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -62,6 +63,13 @@ class CatalogModel(models.Model):
         default=4096,
         help_text="The output cap reserved against budgets when a request sets none.",
     )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="The most output tokens a request may ask for (max_tokens and its "
+        "siblings); empty means no limit of PureBridge's own.",
+    )
     cache_write_per_mtok = models.DecimalField(
         max_digits=12,
         decimal_places=6,
@@ -78,6 +86,13 @@ class CatalogModel(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    def clean(self) -> None:
+        most = self.max_output_tokens
+        if most is not None and self.default_max_output_tokens > most:
+            raise ValidationError(
+                {"default_max_output_tokens": f"Must not be above the maximum output ({most})."}
+            )
 
 
 class Route(models.Model):

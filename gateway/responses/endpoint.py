@@ -13,7 +13,7 @@ import dataclasses
 import orjson
 from django.conf import settings
 
-from gateway import limits
+from gateway import limits, validate
 from gateway.accounting import Usage
 from gateway.auth import authenticate
 from gateway.catalogue import RouteConfig, get_catalogue
@@ -65,15 +65,17 @@ def _validate(body: dict) -> tuple[str, bool]:
         raise InvalidRequest(
             "'previous_response_id' must be a string.", param="previous_response_id"
         )
+    validate.responses_input(body)
     return model, bool(stream)
 
 
 async def create_response(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.header(b"authorization"))
+    key = usage.key = await authenticate(req.credentials())
     body = req.json()
     model_id, stream = _validate(body)
     usage.stream = stream
     model = usage.model = authorize(await get_catalogue(), key, model_id)
+    validate.output_caps(body, model, ("max_output_tokens",))
     items = input_items(body) if "input" in body else []
     previous = body.get("previous_response_id")
     history = (
@@ -183,7 +185,9 @@ async def _send(req: Request, usage: Usage, reply: UpstreamReply, plan: Plan) ->
     body = reply.body
     assert body is not None
     body["model"] = plan.model_id
-    usage.take_responses_usage(body.get("usage"))
+    usage.completion_chars = output_chars(body.get("output"))
+    if body.get("usage") is not None:
+        body["usage"] = usage.take_responses_usage(body["usage"])
     if body.get("id") == plan.response_id:  # translated: PureBridge keeps the state
         await _remember(plan, body.get("output") or [])
     usage.first_byte()
@@ -221,7 +225,8 @@ async def _relay(
                 response["model"] = plan.model_id
                 last_response = response
             if kind in TERMINAL:
-                usage.take_responses_usage((response or {}).get("usage"))
+                if response is not None and response.get("usage") is not None:
+                    response["usage"] = usage.take_responses_usage(response["usage"])
                 if plan.translated is not None:
                     await _remember(plan, plan.translated.conversation_output)
                 if kind == "response.failed":
@@ -249,5 +254,27 @@ def _failed(plan: Plan, error: GatewayError, last_response: dict | None) -> dict
 
 
 def _take_terminal_usage(usage: Usage, event: dict) -> None:
-    if event.get("type") in TERMINAL:
-        usage.take_responses_usage((event.get("response") or {}).get("usage"))
+    response = event.get("response")
+    if (
+        event.get("type") in TERMINAL
+        and isinstance(response, dict)
+        and response.get("usage") is not None
+    ):
+        usage.take_responses_usage(response["usage"])
+
+
+def output_chars(output: object) -> int:
+    """The characters of a response's output that a usage estimate counts:
+    message text, tool call arguments and custom tool input."""
+    chars = 0
+    for item in output if isinstance(output, list) else ():
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content")
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                chars += len(part["text"])
+        for name in ("arguments", "input"):
+            if isinstance(item.get(name), str):
+                chars += len(item[name])
+    return chars

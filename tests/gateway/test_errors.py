@@ -44,7 +44,9 @@ def assert_openai_error(response, status: int, type: str, code: str | None = Non
         pytest.param({"model": "test-model", "messages": "hi"}, "messages", id="messages-string"),
         pytest.param({"model": "test-model", "messages": ["hi"]}, "messages[0]", id="message-str"),
         pytest.param(
-            {"model": "test-model", "messages": [{"content": "hi"}]}, "messages[0]", id="no-role"
+            {"model": "test-model", "messages": [{"content": "hi"}]},
+            "messages[0].role",
+            id="no-role",
         ),
         pytest.param(chat_body(stream_options=True), "stream_options", id="stream-options-bool"),
         pytest.param(chat_body(stream="yes"), "stream", id="stream-string"),

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.catalogue import Prices
 from gateway.limiter_local import LocalLimiter
 from gateway.limits import (
     Ask,
@@ -88,7 +89,8 @@ def test_the_output_cap_is_the_requests_own_else_the_models_default():
         default_max_output_tokens = 4096
 
     assert output_cap({"max_tokens": 100}, Model) == 100
-    assert output_cap({"max_completion_tokens": 50, "max_tokens": 100}, Model) == 50
+    # Both chat names set: the larger is reserved, as an upstream may read either.
+    assert output_cap({"max_completion_tokens": 50, "max_tokens": 100}, Model) == 100
     assert output_cap({"max_output_tokens": 70}, Model) == 70
     assert output_cap({}, Model) == 4096
 
@@ -217,9 +219,7 @@ def test_a_client_gone_during_admission_stops_the_request_after_the_verdict(monk
 
     class Model:
         default_max_output_tokens = 10
-        prices = type(
-            "P", (), {"input": Decimal(1), "cached_input": Decimal(1), "output": Decimal(1)}
-        )
+        prices = Prices(input=Decimal(1), cached_input=Decimal(1), output=Decimal(1))
 
     usage = type("U", (), {"reservation": None, "prompt_estimate": 0})()
     usage.req = type(
@@ -235,3 +235,54 @@ def test_a_client_gone_during_admission_stops_the_request_after_the_verdict(monk
     assert not usage.req.admitting
     assert usage.reservation is not None
     assert usage.reservation.admitted_ms == 1234
+
+
+def _reserved(monkeypatch, prices: Prices, body: dict, choices: int = 1) -> Reservation:
+    """What admission reserves for `body` (prompt "hi", one message) against a
+    key with a daily budget."""
+    from gateway import limits
+    from gateway.limits import Verdict
+
+    async def decide(key, reservation, windows):
+        return Verdict("ok", admitted_ms=1)
+
+    monkeypatch.setattr(limits, "_decide", decide)
+
+    class Model:
+        default_max_output_tokens = 100
+
+    Model.prices = prices  # type: ignore[attr-defined]
+    usage = type("U", (), {"reservation": None, "prompt_estimate": 0})()
+    usage.req = type(
+        "R",
+        (),
+        {"request_id": "pb-n", "extra_headers": [], "admitting": False, "disconnected": False},
+    )()
+    key = Key(daily_budget_usd=Decimal(5), tpm_limit=10**9)
+    asyncio.run(limits.admit(key, Model, usage, prompt=("hi", 1), body=body, choices=choices))
+    return usage.reservation
+
+
+def test_each_choice_of_n_is_reserved_whole(monkeypatch):
+    prices = Prices(input=Decimal(0), cached_input=Decimal(0), output=Decimal(10))
+
+    one = _reserved(monkeypatch, prices, {"max_tokens": 10})
+    many = _reserved(monkeypatch, prices, {"max_tokens": 10, "n": 1000}, choices=1000)
+
+    assert one.cost_micros == 100  # 10 tokens at $10 per million
+    assert many.cost_micros == 100_000
+    assert many.tokens - one.tokens == 10 * 999
+
+
+def test_the_prompt_is_reserved_at_the_cache_write_price_when_that_is_dearer(monkeypatch):
+    plain = Prices(input=Decimal(3), cached_input=Decimal("0.3"), output=Decimal(0))
+    cached = Prices(
+        input=Decimal(3), cached_input=Decimal("0.3"), output=Decimal(0), cache_write=Decimal(6)
+    )
+
+    at_input = _reserved(monkeypatch, plain, {"max_tokens": 1})
+    at_write = _reserved(monkeypatch, cached, {"max_tokens": 1})
+
+    prompt = at_input.tokens - 1
+    assert at_input.cost_micros == prompt * 3
+    assert at_write.cost_micros == prompt * 6
