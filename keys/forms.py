@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from keys.models import ApiKey
+from keys.models import USD_DECIMAL_PLACES, USD_MAX_DIGITS, ApiKey
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 GRACE_CHOICES = [
@@ -18,15 +19,31 @@ GRACE_CHOICES = [
 ]
 
 
-def _usd(label: str, help_text: str) -> forms.DecimalField:
-    return forms.DecimalField(
+class UsdField(forms.DecimalField):
+    """US dollars, zero or more, to the micro-dollar: the places a key's budget
+    columns keep, so what is typed is stored exactly and shown back the same.
+    Shown without trailing zeros (1.5, not the column's 1.500000)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", USD_MAX_DIGITS)
+        kwargs.setdefault("decimal_places", USD_DECIMAL_PLACES)
+        kwargs.setdefault("min_value", Decimal(0))
+        # "any": the arrows step whole dollars, and 0.000125 is no step mismatch.
+        kwargs.setdefault("widget", forms.NumberInput(attrs={"step": "any"}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, Decimal) and value.is_finite():
+            return f"{value.normalize():f}"  # :f, or 100 would be 1E+2
+        return value
+
+
+def _usd(label: str, help_text: str) -> UsdField:
+    return UsdField(
         label=label,
         required=False,
-        min_value=Decimal(0),
-        max_digits=12,
-        decimal_places=2,
         help_text=help_text,
-        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0", "placeholder": "No limit"}),
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "placeholder": "No limit"}),
     )
 
 
