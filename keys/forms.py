@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +47,36 @@ def _usd(label: str, help_text: str) -> UsdField:
     )
 
 
+class LocalMinuteField(forms.DateTimeField):
+    """A date and time to the minute in the current (the profile's) time zone,
+    as a datetime-local input shows and posts it.
+
+    A stored time need not fit that input: createapikey's end of a day has
+    seconds, and in the hour a clock change repeats a local minute is two
+    times. So the text shown for the stored time (`current`), posted back,
+    means that stored time, unchanged.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("input_formats", [DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d"])
+        kwargs.setdefault(
+            "widget", forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL)
+        )
+        super().__init__(**kwargs)
+        self.current: datetime | None = None
+
+    def _shows_current(self, data: Any) -> bool:
+        if self.current is None or not isinstance(data, str):
+            return False
+        return data.strip() == self.widget.format_value(self.prepare_value(self.current))
+
+    def to_python(self, value: Any) -> datetime | None:
+        return self.current if self._shows_current(value) else super().to_python(value)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return not self._shows_current(data) and super().has_changed(initial, data)
+
+
 def _per_minute(label: str) -> forms.IntegerField:
     return forms.IntegerField(
         label=label,
@@ -64,11 +94,9 @@ class KeyForm(forms.Form):
         help_text="What uses this key: a tool, project or workflow.",
         widget=forms.TextInput(attrs={"placeholder": "e.g. codex-laptop", "autocomplete": "off"}),
     )
-    expires_at = forms.DateTimeField(
+    expires_at = LocalMinuteField(
         label="Expires",
         required=False,
-        input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL),
         help_text="In your profile's time zone. Leave empty for a key that does not expire.",
     )
     allowed_models = forms.MultipleChoiceField(
@@ -88,6 +116,9 @@ class KeyForm(forms.Form):
 
     def __init__(self, *args, model_ids: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        expires_at = self.fields["expires_at"]
+        assert isinstance(expires_at, LocalMinuteField)
+        expires_at.current = self.initial.get("expires_at")
         # A model disabled since it was allowed stays listed so it can be unticked.
         allowed = self.initial.get("allowed_models") or []
         ids = sorted(set(model_ids) | set(allowed))

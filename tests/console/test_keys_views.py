@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -193,6 +193,22 @@ def test_expiry_is_read_in_the_accounts_time_zone(owner_client, owner):
 
     key = ApiKey.objects.get()
     assert key.expires_at == local.replace(second=0, microsecond=0)
+
+
+def test_a_new_expiry_replaces_one_with_seconds_and_an_empty_one_removes_it(owner_client, make_key):
+    end_of_day = datetime.combine(timezone.now().date() + timedelta(days=9), time.max, UTC)
+    key, _ = make_key(name="x", expires_at=end_of_day)
+    noon = end_of_day.replace(hour=12, minute=0, second=0, microsecond=0)
+
+    post(
+        owner_client, f"/keys/{key.pk}/edit/", {"name": "x", "expires_at": f"{noon:%Y-%m-%dT%H:%M}"}
+    )
+    key.refresh_from_db()
+    assert key.expires_at == noon
+
+    post(owner_client, f"/keys/{key.pk}/edit/", {"name": "x", "expires_at": ""})
+    key.refresh_from_db()
+    assert key.expires_at is None
 
 
 def test_key_page_shows_settings_spend_and_recent_requests(owner_client, owner_key, owner):
