@@ -11,6 +11,7 @@ from django.utils import timezone
 from keys.models import USD_DECIMAL_PLACES, USD_MAX_DIGITS, ApiKey
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+PER_MINUTE_MAX = 2**31 - 1  # the columns are PostgreSQL integers
 GRACE_CHOICES = [
     ("0", "No grace period: the old secret stops working now"),
     ("3600", "1 hour"),
@@ -82,6 +83,7 @@ def _per_minute(label: str) -> forms.IntegerField:
         label=label,
         required=False,
         min_value=1,
+        max_value=PER_MINUTE_MAX,
         widget=forms.NumberInput(attrs={"min": "1", "placeholder": "No limit"}),
     )
 

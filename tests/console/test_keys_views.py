@@ -165,6 +165,14 @@ def test_a_budget_the_key_cannot_keep_exactly_is_an_inline_error(owner_client, a
     assert not ApiKey.objects.exists()
 
 
+@pytest.mark.parametrize("field", ["rpm_limit", "tpm_limit"])
+def test_a_rate_limit_too_large_to_store_is_an_inline_error(owner_client, field):
+    response = post(owner_client, "/keys/new/", {"name": "x", field: "3000000000"}, htmx=True)
+
+    assert "Ensure this value is less than or equal to 2147483647." in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
 def test_edit_page_shows_budgets_as_typed_not_as_stored(owner_client, make_key):
     key, _ = make_key(daily_budget_usd="1.50", monthly_budget_usd="100", quota_usd="0.000125")
 
