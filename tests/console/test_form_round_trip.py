@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import Account
@@ -94,6 +96,31 @@ def test_key_expiring_in_an_hour_a_clock_change_repeats_saves_unchanged(
     # 00:30 and 01:30 UTC are both 02:30 there.
     Account.objects.filter(pk=owner.account_id).update(timezone="Europe/Berlin")
     key, _ = make_key(expires_at=datetime(2030, 10, 27, 1, 30, tzinfo=UTC))
+    before = _key_row(key)
+
+    response = _save_unchanged(owner_client, f"/keys/{key.pk}/edit/")
+
+    assert response.status_code == 302, _errors(response)
+    assert _key_row(key) == before
+
+
+def test_a_key_made_by_createapikey_saves_unchanged(owner_client, owner, models):
+    options = {
+        "--name": " ci ",
+        "--rpm": "60",
+        "--tpm": "90000",
+        "--quota": "0.000125",
+        "--daily-budget": "1.50",
+        "--monthly-budget": "40",
+        "--models": "gpt-test,codex-test",
+        "--expires": "2099-12-31",
+        "--notify-email": "alerts@example.com",
+    }
+    args = [arg for option in options.items() for arg in option]
+    call_command(
+        "createapikey", "--email", owner.email, *args, stdout=StringIO(), stderr=StringIO()
+    )
+    key = ApiKey.objects.get()
     before = _key_row(key)
 
     response = _save_unchanged(owner_client, f"/keys/{key.pk}/edit/")
