@@ -1,6 +1,6 @@
-"""Every console form that edits something takes back the values it shows:
-the edit page, saved as a browser would post it with nothing changed,
-succeeds and changes nothing."""
+"""Every console form takes back the values it shows: an edit page saved as a
+browser would post it, with nothing changed, succeeds and changes nothing; the
+new-key and rotate pages take their own defaults."""
 
 from __future__ import annotations
 
@@ -141,3 +141,32 @@ def test_profile_page_saved_unchanged_changes_nothing(owner_client, owner):
 
     assert response.status_code == 302, _errors(response)
     assert Account.objects.values().get(pk=owner.account_id) == before
+
+
+def test_new_key_page_posted_with_only_a_name_typed_creates_a_key_with_its_defaults(
+    owner_client, owner, models
+):
+    Account.objects.filter(pk=owner.account_id).update(notification_email="team@example.com")
+    data = form_data(owner_client.get("/keys/new/").content.decode(), action="/keys/new/")
+    data["name"] = ["laptop"]
+
+    response = owner_client.post("/keys/new/", data)
+
+    assert "You will not see this again" in response.content.decode(), _errors(response)
+    key = ApiKey.objects.get()
+    assert (key.notification_email, key.allowed_models, key.expires_at) == (
+        "team@example.com",
+        [],
+        None,
+    )
+
+
+def test_rotate_page_posted_as_shown_rotates_with_its_default_grace_period(owner_client, owner_key):
+    key, old = owner_key
+    url = f"/keys/{key.pk}/rotate/"
+
+    response = owner_client.post(url, form_data(owner_client.get(url).content.decode(), action=url))
+
+    assert "You will not see this again" in response.content.decode(), _errors(response)
+    key.refresh_from_db()
+    assert key.previous_valid_until - timezone.now() > timedelta(minutes=59)
