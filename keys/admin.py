@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.db import models
 
+from keys.forms import UsdField
 from keys.models import ApiKey
 from keys.services import SETTINGS, key_create
 
@@ -10,6 +12,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "display_prefix", "account__name")
     raw_id_fields = ("account",)
+    formfield_overrides = {
+        models.DecimalField: {
+            "form_class": UsdField,
+            "help_text": "USD, up to 6 decimal places. Empty: no limit.",
+        }
+    }
     readonly_fields = (
         "lookup",
         "secret_hash",

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from keys.models import ApiKey
+from keys.models import USD_DECIMAL_PLACES, USD_MAX_DIGITS, ApiKey
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+PER_MINUTE_MAX = 2**31 - 1  # the columns are PostgreSQL integers
 GRACE_CHOICES = [
     ("0", "No grace period: the old secret stops working now"),
     ("3600", "1 hour"),
@@ -18,16 +20,62 @@ GRACE_CHOICES = [
 ]
 
 
-def _usd(label: str, help_text: str) -> forms.DecimalField:
-    return forms.DecimalField(
+class UsdField(forms.DecimalField):
+    """US dollars, zero or more, to the micro-dollar: the places a key's budget
+    columns keep, so what is typed is stored exactly and shown back the same.
+    Shown without trailing zeros (1.5, not the column's 1.500000)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", USD_MAX_DIGITS)
+        kwargs.setdefault("decimal_places", USD_DECIMAL_PLACES)
+        kwargs.setdefault("min_value", Decimal(0))
+        # "any": the arrows step whole dollars, and 0.000125 is no step mismatch.
+        kwargs.setdefault("widget", forms.NumberInput(attrs={"step": "any"}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, Decimal) and value.is_finite():
+            return f"{value.normalize():f}"  # :f, or 100 would be 1E+2
+        return value
+
+
+def _usd(label: str, help_text: str) -> UsdField:
+    return UsdField(
         label=label,
         required=False,
-        min_value=Decimal(0),
-        max_digits=12,
-        decimal_places=2,
         help_text=help_text,
-        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0", "placeholder": "No limit"}),
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "placeholder": "No limit"}),
     )
+
+
+class LocalMinuteField(forms.DateTimeField):
+    """A date and time to the minute in the current (the profile's) time zone,
+    as a datetime-local input shows and posts it.
+
+    A stored time need not fit that input: createapikey's end of a day has
+    seconds, and in the hour a clock change repeats a local minute is two
+    times. So the text shown for the stored time (`current`), posted back,
+    means that stored time, unchanged.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("input_formats", [DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d"])
+        kwargs.setdefault(
+            "widget", forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL)
+        )
+        super().__init__(**kwargs)
+        self.current: datetime | None = None
+
+    def _shows_current(self, data: Any) -> bool:
+        if self.current is None or not isinstance(data, str):
+            return False
+        return data.strip() == self.widget.format_value(self.prepare_value(self.current))
+
+    def to_python(self, value: Any) -> datetime | None:
+        return self.current if self._shows_current(value) else super().to_python(value)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return not self._shows_current(data) and super().has_changed(initial, data)
 
 
 def _per_minute(label: str) -> forms.IntegerField:
@@ -35,6 +83,7 @@ def _per_minute(label: str) -> forms.IntegerField:
         label=label,
         required=False,
         min_value=1,
+        max_value=PER_MINUTE_MAX,
         widget=forms.NumberInput(attrs={"min": "1", "placeholder": "No limit"}),
     )
 
@@ -47,11 +96,9 @@ class KeyForm(forms.Form):
         help_text="What uses this key: a tool, project or workflow.",
         widget=forms.TextInput(attrs={"placeholder": "e.g. codex-laptop", "autocomplete": "off"}),
     )
-    expires_at = forms.DateTimeField(
+    expires_at = LocalMinuteField(
         label="Expires",
         required=False,
-        input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL),
         help_text="In your profile's time zone. Leave empty for a key that does not expire.",
     )
     allowed_models = forms.MultipleChoiceField(
@@ -71,6 +118,9 @@ class KeyForm(forms.Form):
 
     def __init__(self, *args, model_ids: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        expires_at = self.fields["expires_at"]
+        assert isinstance(expires_at, LocalMinuteField)
+        expires_at.current = self.initial.get("expires_at")
         # A model disabled since it was allowed stays listed so it can be unticked.
         allowed = self.initial.get("allowed_models") or []
         ids = sorted(set(model_ids) | set(allowed))

@@ -7,6 +7,11 @@ from django.utils import timezone
 
 from accounts.models import Account
 
+# Budgets and quotas: US dollars to the micro-dollar, the unit the gateway counts
+# them in (gateway.limits.to_micros). Every form and command takes this precision.
+USD_MAX_DIGITS = 14
+USD_DECIMAL_PLACES = 6
+
 
 class ApiKey(models.Model):
     """An API key. Only a lookup prefix and a keyed hash of the secret are kept."""
@@ -28,9 +33,15 @@ class ApiKey(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
-    quota_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
-    daily_budget_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
-    monthly_budget_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    quota_usd = models.DecimalField(
+        max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMAL_PLACES, null=True, blank=True
+    )
+    daily_budget_usd = models.DecimalField(
+        max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMAL_PLACES, null=True, blank=True
+    )
+    monthly_budget_usd = models.DecimalField(
+        max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMAL_PLACES, null=True, blank=True
+    )
     notification_email = models.EmailField(blank=True)
 
     # Rotation: the secret replaced by the last rotation keeps working until

@@ -231,3 +231,60 @@ def test_docs_show_this_sites_base_url_and_models_and_the_picker_changes_snippet
         text = page.locator(f"#snippet-{snippet}").inner_text()
         assert "beta-model" in text and "alpha-model" not in text, snippet
     assert page.url.endswith("?model=beta-model")
+
+
+def key_row(key_id: int) -> dict:
+    from keys.models import ApiKey
+
+    return ApiKey.objects.values().get(pk=key_id)
+
+
+def test_a_keys_edit_page_saved_unchanged_says_saved_and_changes_nothing(
+    live, make_model, browser_page
+):
+    page = browser_page
+    model = orm(lambda: make_model("echo-test").public_id)
+
+    def make_key() -> tuple[int, dict]:
+        from datetime import UTC, datetime, time
+        from decimal import Decimal
+
+        from django.utils import timezone
+
+        from accounts.models import User
+        from keys.services import key_create
+
+        user = User.objects.create_user("editor@example.com", "browser-pass-2026")
+        user.account.timezone = "Asia/Tokyo"
+        user.account.save()
+        key, _ = key_create(
+            account=user.account,
+            name="budgeted",
+            # createapikey's end of a day: seconds the datetime-local input does not show
+            expires_at=datetime.combine(timezone.now().date() + timedelta(days=9), time.max, UTC),
+            allowed_models=[model],
+            rpm_limit=60,
+            tpm_limit=90000,
+            daily_budget_usd=Decimal("1.50"),
+            monthly_budget_usd=Decimal("40"),
+            quota_usd=Decimal("0.000125"),
+            notification_email="alerts@example.com",
+        )
+        return key.pk, key_row(key.pk)
+
+    key_id, before = orm(make_key)
+    page.goto("/login/")
+    page.get_by_label("Email").fill("editor@example.com")
+    page.get_by_label("Password").fill("browser-pass-2026")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Overview").wait_for()
+
+    page.goto(f"/keys/{key_id}/edit/")
+    assert page.get_by_label("Daily budget").input_value() == "1.5"
+    assert page.get_by_label("Total quota").input_value() == "0.000125"
+    shot(page, "edit-key")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved budgeted.").wait_for()
+
+    assert page.url.endswith(f"/keys/{key_id}/")
+    assert orm(lambda: key_row(key_id)) == before

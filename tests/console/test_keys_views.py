@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -131,6 +131,58 @@ def test_invalid_settings_are_shown_inline_and_nothing_is_created(owner_client):
     assert not ApiKey.objects.exists()
 
 
+def test_budgets_are_taken_to_the_micro_dollar(owner_client):
+    post(
+        owner_client,
+        "/keys/new/",
+        {
+            "name": "tiny",
+            "daily_budget_usd": "0.000125",
+            "monthly_budget_usd": "12.345678",
+            "quota_usd": "99999999.999999",
+        },
+    )
+
+    key = ApiKey.objects.get()
+    assert (key.daily_budget_usd, key.monthly_budget_usd, key.quota_usd) == (
+        Decimal("0.000125"),
+        Decimal("12.345678"),
+        Decimal("99999999.999999"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [
+        ("0.0000001", "Ensure that there are no more than 6 decimal places."),
+        ("100000000", "Ensure that there are no more than 8 digits before the decimal point."),
+    ],
+)
+def test_a_budget_the_key_cannot_keep_exactly_is_an_inline_error(owner_client, amount, error):
+    response = post(owner_client, "/keys/new/", {"name": "x", "quota_usd": amount}, htmx=True)
+
+    assert error in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["rpm_limit", "tpm_limit"])
+def test_a_rate_limit_too_large_to_store_is_an_inline_error(owner_client, field):
+    response = post(owner_client, "/keys/new/", {"name": "x", field: "3000000000"}, htmx=True)
+
+    assert "Ensure this value is less than or equal to 2147483647." in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_edit_page_shows_budgets_as_typed_not_as_stored(owner_client, make_key):
+    key, _ = make_key(daily_budget_usd="1.50", monthly_budget_usd="100", quota_usd="0.000125")
+
+    page = owner_client.get(f"/keys/{key.pk}/edit/").content.decode()
+
+    for value in ("1.5", "100", "0.000125"):
+        assert f'value="{value}"' in page
+    assert "1.500000" not in page and "E+" not in page
+
+
 def test_new_key_defaults_its_notification_email_to_the_profiles(owner_client, owner):
     owner.account.notification_email = "team@example.com"
     owner.account.save()
@@ -149,6 +201,22 @@ def test_expiry_is_read_in_the_accounts_time_zone(owner_client, owner):
 
     key = ApiKey.objects.get()
     assert key.expires_at == local.replace(second=0, microsecond=0)
+
+
+def test_a_new_expiry_replaces_one_with_seconds_and_an_empty_one_removes_it(owner_client, make_key):
+    end_of_day = datetime.combine(timezone.now().date() + timedelta(days=9), time.max, UTC)
+    key, _ = make_key(name="x", expires_at=end_of_day)
+    noon = end_of_day.replace(hour=12, minute=0, second=0, microsecond=0)
+
+    post(
+        owner_client, f"/keys/{key.pk}/edit/", {"name": "x", "expires_at": f"{noon:%Y-%m-%dT%H:%M}"}
+    )
+    key.refresh_from_db()
+    assert key.expires_at == noon
+
+    post(owner_client, f"/keys/{key.pk}/edit/", {"name": "x", "expires_at": ""})
+    key.refresh_from_db()
+    assert key.expires_at is None
 
 
 def test_key_page_shows_settings_spend_and_recent_requests(owner_client, owner_key, owner):

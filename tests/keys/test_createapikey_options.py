@@ -59,12 +59,39 @@ def test_every_key_setting_can_be_given_as_an_option(make_model):
 
 
 @pytest.mark.django_db
+def test_amounts_are_kept_to_the_micro_dollar_and_the_name_as_the_console_keeps_it():
+    create(
+        "--email",
+        "ops@example.com",
+        "--name",
+        "  ci  ",
+        "--quota",
+        "99999999.999999",
+        "--daily-budget",
+        "0.000125",
+        "--monthly-budget",
+        "1.50",
+    )
+
+    key = ApiKey.objects.get()
+    assert key.name == "ci"
+    assert (key.quota_usd, key.daily_budget_usd, key.monthly_budget_usd) == (
+        Decimal("99999999.999999"),
+        Decimal("0.000125"),
+        Decimal("1.5"),
+    )
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("--rpm", "0"), "whole number of 1 or more"),
         (("--daily-budget", "lots"), "not an amount in USD"),
-        (("--daily-budget", "-1"), "zero or more"),
+        (("--daily-budget", "-1"), "greater than or equal to 0"),
+        (("--daily-budget", "NaN"), "not an amount in USD"),
+        (("--quota", "0.0000001"), "no more than 6 decimal places"),
+        (("--monthly-budget", "100000000"), "no more than 8 digits before the decimal point"),
         (("--models", "nope"), "unknown model id(s): nope"),
         (("--expires", "2001-01-01"), "in the past"),
         (("--expires", "soon"), "not an ISO date"),

@@ -1,6 +1,6 @@
 from argparse import ArgumentTypeError
 from datetime import UTC, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -8,6 +8,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 
 from accounts.services import account_get_or_create_for_email
+from keys.forms import UsdField
 from keys.services import key_create
 
 # Option types raise ArgumentTypeError: argparse then prints the usage and the
@@ -15,13 +16,12 @@ from keys.services import key_create
 
 
 def _usd(value: str) -> Decimal:
+    """An amount as the console's key form takes it: zero or more, to the micro-dollar."""
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ArgumentTypeError(f"{value!r} is not an amount in USD (e.g. 25 or 2.50)") from None
-    if amount < 0 or not amount.is_finite():
-        raise ArgumentTypeError(f"{value!r}: amounts must be zero or more")
-    return amount
+        return UsdField().clean(value)
+    except ValidationError as error:
+        message = " ".join(error.messages)
+        raise ArgumentTypeError(f"{value!r} is not an amount in USD: {message}") from None
 
 
 def _positive(value: str) -> int:
@@ -48,7 +48,7 @@ def _expiry(value: str) -> datetime:
 class Command(BaseCommand):
     help = (
         "Create an API key for the account of EMAIL (created if needed), with any limits; "
-        "prints the secret as the last line."
+        "prints the secret as the last line. Amounts are USD with up to 6 decimal places."
     )
 
     def add_arguments(self, parser):
@@ -64,13 +64,14 @@ class Command(BaseCommand):
         parser.add_argument("--notify-email", default="", help="budget alerts go here")
 
     def handle(self, *args, **options):
-        email, name = options["email"], options["name"]
+        # Stripped as the console's form strips it, so saving there changes nothing.
+        email, name = options["email"], options["name"].strip()
         for address in filter(None, (email, options["notify_email"])):
             try:
                 validate_email(address)
             except ValidationError:
                 raise CommandError(f"{address!r} is not a valid email address") from None
-        if not name.strip() or len(name) > 100:
+        if not name or len(name) > 100:
             raise CommandError("--name must be 1 to 100 characters")
         models = [m.strip() for m in (options["models"] or "").split(",") if m.strip()]
         self._check_models(models)
