@@ -33,32 +33,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import datetime as dt
 import json
 import os
 import platform
-import queue
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "benchmarks"
-RESULTS = BENCH_DIR / "results" / "latest.json"
-PYTHON = sys.executable
-HOST = "127.0.0.1"  # the only address this script ever talks to
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from harness.base import CLK_TCK, HOST, OTHER_LOAD_WARN_PCT, PYTHON, RESULTS, ROOT, log
+from harness.loadgen_driver import LoadGen
+from harness.machine import (
+    CpuWindow,
+    children,
+    cpu_ticks,
+    machine_ticks,
+    pss_kb,
+    service_pids,
+    wait_for_calm,
+    wait_for_quiet,
+)
+from harness.procs import Procs, child_setup, free_port, http_get, raise_nofile, wait_for_port
 
 TARGETS = {
     "gateway_cpu_ms_per_request": 1.5,
@@ -87,8 +88,6 @@ PROFILED_PHASES = (
     "admission-c64/",
     "responses-c1/",
 )
-OTHER_LOAD_WARN_PCT = 10.0  # CPU of processes outside the benchmark, % of the machine
-QUIET_PCT = 15.0  # machine busy % under which the start counts as quiet
 # The key with limits: never reached, always checked (RPM, TPM and a daily
 # budget: every check admission makes).
 LIMITED_KEY_RPM = 1_000_000_000
@@ -143,283 +142,6 @@ class Ask:
 
 
 # ---------------------------------------------------------------------------
-# processes
-
-
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _child_setup() -> None:
-    """In every child before exec: the hard file limit, and die with this process."""
-    raise_nofile()
-    with contextlib.suppress(Exception):
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-@dataclass
-class Started:
-    name: str
-    proc: subprocess.Popen
-    log: Path | None = None
-
-
-@dataclass
-class Procs:
-    started: list[Started] = field(default_factory=list)
-
-    def spawn(
-        self, name: str, argv: list[str], log: Path | None, cpus: set[int] | None = None, **kw
-    ) -> subprocess.Popen:
-        out = open(log, "wb") if log else None  # noqa: SIM115 (closed with the process)
-
-        def setup() -> None:
-            _child_setup()
-            if cpus:
-                os.sched_setaffinity(0, cpus)
-
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                stdout=kw.pop("stdout", out),
-                stderr=out if out else None,
-                start_new_session=True,  # own process group: Ctrl-C reaches only us
-                preexec_fn=setup,
-                **kw,
-            )
-        finally:
-            if out:
-                out.close()
-        self.started.append(Started(name, proc, log))
-        return proc
-
-    def stop_all(self, grace: float = 8.0) -> None:
-        """SIGTERM every process group started here, then SIGKILL what is left."""
-        for s in reversed(self.started):
-            if s.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(s.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for s in reversed(self.started):
-            remaining = max(deadline - time.monotonic(), 0.05)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                s.proc.wait(remaining)
-        for s in self.started:
-            # The group too: a worker may outlive its master.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(s.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                s.proc.wait(2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {HOST}:{port} after {timeout:.0f}s")
-
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    assert url.startswith(f"http://{HOST}:")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-# ---------------------------------------------------------------------------
-# /proc
-
-
-def proc_stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, utime+stime ticks) of a process, None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    # after the comm: state(3) ppid(4) ... utime(14) stime(15)
-    return int(fields[1]), int(fields[11]) + int(fields[12])
-
-
-def cpu_ticks(pid: int) -> int:
-    stat = proc_stat(pid)
-    return stat[1] if stat else 0
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-    except OSError:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                stat = proc_stat(int(entry.name))
-                if stat and stat[0] == pid:
-                    found.append(int(entry.name))
-        return sorted(found)
-
-
-def pss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def machine_ticks() -> tuple[int, int, int]:
-    """(busy, total, kernel-side) jiffies of all CPUs from /proc/stat; kernel-side is
-    irq + softirq + steal, time no process is charged for (loopback TCP is softirq)."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    parts += [0] * (8 - len(parts))
-    idle = parts[3] + parts[4]  # idle + iowait
-    total = sum(parts[:8])  # guest time is already in user
-    return total - idle, total, parts[5] + parts[6] + parts[7]
-
-
-def service_pids() -> list[int]:
-    """PostgreSQL (postmaster and backends) and Redis that with-services.sh started."""
-    pids: list[int] = []
-    work = os.environ.get("PUREBRIDGE_TEST_SERVICES_DIR")
-    if work:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            master = int((Path(work) / "pg" / "postmaster.pid").read_text().split()[0])
-            pids += [master, *children(master)]
-    port = os.environ.get("PUREBRIDGE_TEST_REDIS_PORT")
-    if port:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                cmdline = (entry / "cmdline").read_bytes()
-                if cmdline.startswith(b"redis-server") and f":{port}".encode() in cmdline:
-                    pids.append(int(entry.name))
-    return pids
-
-
-class CpuWindow:
-    """CPU used by groups of processes, and by the whole machine, between start()
-    and stop(). A group is a function giving its pids, asked at both ends (a
-    process that appears in between counts from zero). `other` is what the
-    machine spent outside every group: another job running on this machine."""
-
-    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
-        self.groups = groups
-        self.before: dict[str, dict[int, int]] = {}
-        self.machine: tuple[int, int, int] = (0, 0, 0)
-        self.started = 0.0
-
-    def start(self) -> None:
-        self.before = {k: {p: cpu_ticks(p) for p in f()} for k, f in self.groups.items()}
-        self.machine = machine_ticks()
-        self.started = time.monotonic()
-
-    def stop(self) -> dict:
-        busy, total, kernel = machine_ticks()
-        wall = time.monotonic() - self.started
-        cpus = os.cpu_count() or 1
-        busy_ms = (busy - self.machine[0]) * 1000 / CLK_TCK
-        out: dict = {
-            "wall_s": wall,
-            "machine_busy_pct": 100.0 * (busy - self.machine[0]) / max(total - self.machine[1], 1),
-        }
-        tracked = 0.0
-        for name, fn in self.groups.items():
-            before = self.before[name]
-            pids = set(before) | set(fn())
-            # A process gone by now (0 ticks) counts nothing rather than minus its past.
-            per = {
-                p: max(cpu_ticks(p) - before.get(p, 0), 0) * 1000 / CLK_TCK for p in sorted(pids)
-            }
-            out[name] = {"cpu_ms": sum(per.values()), "per_pid_cpu_ms": per}
-            tracked += out[name]["cpu_ms"]
-        kernel_ms = (kernel - self.machine[2]) * 1000 / CLK_TCK
-        out["irq_softirq_steal"] = {
-            "cpu_ms": kernel_ms,
-            "pct_of_machine": 100.0 * kernel_ms / max(wall * 1000 * cpus, 1.0),
-        }
-        other_ms = max(busy_ms - tracked - kernel_ms, 0.0)
-        out["other"] = {
-            "cpu_ms": other_ms,
-            "pct_of_machine": 100.0 * other_ms / max(wall * 1000 * cpus, 1.0),
-        }
-        return out
-
-
-# ---------------------------------------------------------------------------
-# the load generator
-
-
-class LoadGen:
-    def __init__(self, procs: Procs, log: Path, cpus: set[int] | None = None) -> None:
-        self.proc = procs.spawn(
-            "loadgen",
-            [PYTHON, str(BENCH_DIR / "loadgen.py")],
-            log,
-            cpus=cpus,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        self.events: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, name="loadgen-reader", daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with contextlib.suppress(json.JSONDecodeError):
-                self.events.put(json.loads(line))
-        self.events.put({"event": "exit"})
-
-    def send(self, obj: dict) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def wait(self, kind: str, timeout: float, tick=None) -> dict:
-        """The next event, calling `tick()` about every 100 ms while waiting."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if tick is not None:
-                tick()
-            try:
-                event = self.events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if event.get("event") == kind:
-                return event
-            raise RuntimeError(f"load generator: expected {kind}, got {event}")
-        raise RuntimeError(f"load generator: no {kind} within {timeout:.0f}s")
-
-    def quit(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.send({"op": "quit"})
-
-
-# ---------------------------------------------------------------------------
 # the benchmark
 
 
@@ -455,45 +177,8 @@ class Bench:
 
     # -- setup --------------------------------------------------------------
 
-    def log(self, message: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-    def wait_for_quiet(self) -> None:
-        """Warn when other work keeps the machine busy; with --wait-idle, wait for it
-        (at most that many seconds). Called before the start and, with --wait-idle,
-        before a disturbed pair of phases is measured again: the processes started
-        here are idle then, so what keeps the machine busy is someone else."""
-        deadline = time.monotonic() + self.args.wait_idle
-        while True:
-            before = machine_ticks()
-            time.sleep(1.0)
-            after = machine_ticks()
-            busy = 100.0 * (after[0] - before[0]) / max(after[1] - before[1], 1)
-            if busy <= QUIET_PCT:
-                return
-            if time.monotonic() >= deadline:
-                self.log(
-                    f"WARNING: other work keeps the machine {busy:.0f}% busy; results will be "
-                    "disturbed (--wait-idle SECONDS waits for quiet)"
-                )
-                return
-            self.log(f"machine {busy:.0f}% busy with other work; waiting for it to settle")
-            time.sleep(2.0)
-
-    def wait_for_calm(self, most_s: float = 5.0) -> None:
-        """Before a phase: wait (at most `most_s`) until what the last one left
-        behind (the usage writer's last batches, PostgreSQL writing them out)
-        has stopped, so that no phase pays for the one before it."""
-        deadline = time.monotonic() + most_s
-        while time.monotonic() < deadline:
-            before = machine_ticks()
-            time.sleep(0.3)
-            after = machine_ticks()
-            if 100.0 * (after[0] - before[0]) / max(after[1] - before[1], 1) <= QUIET_PCT:
-                return
-
     def start_fake(self) -> None:
-        self.log(f"fake upstream on {HOST}:{self.fake_port}")
+        log(f"fake upstream on {HOST}:{self.fake_port}")
         self.fake = self.procs.spawn(
             "fake-upstream",
             [
@@ -518,7 +203,7 @@ class Bench:
             capture_output=True,
             text=True,
             timeout=300,
-            preexec_fn=_child_setup,
+            preexec_fn=child_setup,
         )
         if proc.returncode != 0:
             raise RuntimeError(
@@ -527,7 +212,7 @@ class Bench:
         return proc.stdout
 
     def setup_gateway(self) -> None:
-        self.log("manage.py migrate")
+        log("manage.py migrate")
         self.manage("migrate", "--noinput")
         config = self.tmp / "bench.toml"
         lines = []
@@ -554,7 +239,7 @@ class Bench:
                 "",
             ]
         config.write_text("\n".join(lines))
-        self.log(f"manage.py loadconfig {config}")
+        log(f"manage.py loadconfig {config}")
         self.manage("loadconfig", str(config))
         self.api_key = self.create_key("bench@example.com")
         # Limits far above what a run sends: every request goes through the
@@ -570,7 +255,7 @@ class Bench:
         )
 
     def create_key(self, email: str, *limits: str) -> str:
-        self.log(f"manage.py createapikey --email {email} {' '.join(limits)}")
+        log(f"manage.py createapikey --email {email} {' '.join(limits)}")
         out = self.manage("createapikey", "--email", email, *limits)
         key = out.strip().splitlines()[-1].strip()
         if not key.startswith("sk-"):
@@ -590,7 +275,7 @@ class Bench:
                 db.execute("SELECT pg_reload_conf()")
             self.autovacuum_paused = True
         except psycopg.Error as exc:
-            self.log(f"could not turn autovacuum off ({exc}); phases may be disturbed by it")
+            log(f"could not turn autovacuum off ({exc}); phases may be disturbed by it")
 
     def vacuum(self) -> None:
         if not self.autovacuum_paused:
@@ -617,7 +302,7 @@ class Bench:
             "5",
         ]
         uses_conf = (ROOT / "gunicorn.conf.py").exists()
-        self.log(
+        log(
             f"gunicorn -w {w} on {HOST}:{self.gw_port}"
             + (" (with gunicorn.conf.py)" if uses_conf else "")
         )
@@ -637,7 +322,7 @@ class Bench:
                 status, body = http_get(f"http://{HOST}:{self.gw_port}/health")
                 healthy = healthy or status == 200
                 if status != 200:
-                    self.log(f"/health answered {status}: {body[:200]!r}")
+                    log(f"/health answered {status}: {body[:200]!r}")
             self.workers = children(self.gunicorn.pid)
             if healthy and len(self.workers) == w:
                 break
@@ -648,7 +333,7 @@ class Bench:
         time.sleep(1.0)
         self.workers = children(self.gunicorn.pid)
         status, body = http_get(f"http://{HOST}:{self.gw_port}/health")
-        self.log(f"/health {status} {body.decode(errors='replace')} workers={self.workers}")
+        log(f"/health {status} {body.decode(errors='replace')} workers={self.workers}")
 
     # -- phases -------------------------------------------------------------
 
@@ -696,7 +381,7 @@ class Bench:
         assert self.loadgen is not None
         if via == "gateway":
             self.vacuum()
-        self.wait_for_calm()
+        wait_for_calm()
         variants = [self.variant(via, ask) for ask in asks]
         for variant in variants:
             if stream:
@@ -778,7 +463,7 @@ class Bench:
         extra = ""
         if result.get("ttft_ms"):
             extra = f" ttft p50={_fmt(result['ttft_ms']['p50'])}ms"
-        self.log(
+        log(
             f"{name:<28} ok={result['ok']}/{requests} fail={result['failures']} "
             f"p50={_fmt(lat['p50'])}ms p99={_fmt(lat['p99'])}ms "
             f"{_fmt(result['throughput_rps'], 0)} req/s{extra} "
@@ -791,13 +476,13 @@ class Bench:
         if len(variants) > 1:
             for label, v in result["variants"].items():
                 ttft = v["ttft_ms"]["p50"] if v["ttft_ms"] else None
-                self.log(
+                log(
                     f"  {label:<26} ok={v['ok']} fail={v['failures']} "
                     f"p50={_fmt(v['latency_ms']['p50'])}ms p99={_fmt(v['latency_ms']['p99'])}ms"
                     + (f" ttft p50={_fmt(ttft)}ms" if ttft is not None else "")
                 )
         if result["failures"]:
-            self.log(f"  failures: {result['failure_kinds']} {result['error_samples'][:2]}")
+            log(f"  failures: {result['failure_kinds']} {result['error_samples'][:2]}")
         self.results[name] = result
         return result
 
@@ -842,13 +527,13 @@ class Bench:
         files = [f for f in files if f.exists()]
         text = report(files, top=40) if files else "py-spy wrote nothing"
         (out_dir / f"{stem}.summary.txt").write_text(text + "\n")
-        self.log(f"profile of {name}: {out_dir / (stem + '.summary.txt')}")
+        log(f"profile of {name}: {out_dir / (stem + '.summary.txt')}")
 
     def check_workers(self) -> None:
         assert self.gunicorn is not None
         now = children(self.gunicorn.pid)
         if now != self.workers:
-            self.log(f"WARNING: gunicorn workers changed {self.workers} -> {now} (a worker died?)")
+            log(f"WARNING: gunicorn workers changed {self.workers} -> {now} (a worker died?)")
             self.results.setdefault("warnings", []).append(
                 f"workers changed {self.workers} -> {now}"
             )
@@ -965,7 +650,7 @@ class Bench:
         that another job disturbed is measured again (at most RETRIES times)."""
         for attempt in range(RETRIES + 1):
             if self.args.wait_idle and attempt:
-                self.wait_for_quiet()
+                wait_for_quiet(self.args.wait_idle)
             for via in ("direct", "gateway"):
                 pss = kw.get("sample_pss", False) and via == "gateway"
                 self.phase(f"{name}/{via}", via, asks, **{**kw, "sample_pss": pss})
@@ -978,7 +663,7 @@ class Bench:
             if not disturbed or not self.args.wait_idle:
                 return
             if attempt < RETRIES:
-                self.log(f"{', '.join(disturbed)} disturbed by other work; measuring again")
+                log(f"{', '.join(disturbed)} disturbed by other work; measuring again")
                 self.results.setdefault("retries", {})[name] = attempt + 1
 
     def run(self) -> int:
@@ -992,13 +677,13 @@ class Bench:
             )
             return 2
         raise_nofile()
-        self.wait_for_quiet()
-        self.log(
+        wait_for_quiet(self.args.wait_idle)
+        log(
             f"{os.cpu_count()} CPUs, RLIMIT_NOFILE={resource.getrlimit(resource.RLIMIT_NOFILE)}, "
             f"logs in {self.tmp}"
         )
         if self.harness_cpus:
-            self.log(
+            log(
                 f"pinned: web workers on CPUs {sorted(self.gateway_cpus or ())}, the rest on "
                 f"{sorted(self.harness_cpus)}"
             )
@@ -1421,7 +1106,7 @@ class Bench:
             "phases": self.results,
         }
         RESULTS.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-        self.log(f"wrote {RESULTS.relative_to(ROOT)}")
+        log(f"wrote {RESULTS.relative_to(ROOT)}")
 
     # -- teardown -----------------------------------------------------------
 
@@ -1450,13 +1135,13 @@ class Bench:
                 if "ERROR" in line or "Traceback" in line or "CRITICAL" in line
             ]
             if errors:
-                self.log(f"{len(errors)} error line(s) in {gunicorn_log}; first: {errors[0]}")
+                log(f"{len(errors)} error line(s) in {gunicorn_log}; first: {errors[0]}")
                 self.succeeded = False
 
         if self.succeeded:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
-            self.log(f"logs kept in {self.tmp}")
+            log(f"logs kept in {self.tmp}")
 
 
 def _slow_summary(g: dict, d: dict) -> dict:
@@ -1613,15 +1298,11 @@ def main() -> int:
     try:
         return bench.run()
     except KeyboardInterrupt:
-        bench.log("interrupted; stopping everything")
+        log("interrupted; stopping everything")
         return 130
     except RuntimeError as exc:
-        bench.log(f"FAILED: {exc}")
-        for s in bench.procs.started:
-            if s.log and s.log.exists():
-                tail = s.log.read_text(errors="replace").splitlines()[-15:]
-                if tail:
-                    print(f"--- last lines of {s.log.name} ---\n" + "\n".join(tail))
+        log(f"FAILED: {exc}")
+        bench.procs.print_log_tails()
         return 1
     finally:
         # Ignore a second Ctrl-C while cleaning up.
