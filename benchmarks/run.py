@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.base import CLK_TCK, HOST, OTHER_LOAD_WARN_PCT, PYTHON, RESULTS, ROOT, log
+from harness.base import CLK_TCK, HOST, OTHER_LOAD_WARN_PCT, RESULTS, ROOT, log
 from harness.loadgen_driver import LoadGen
 from harness.machine import (
     CpuWindow,
@@ -59,7 +59,20 @@ from harness.machine import (
     wait_for_calm,
     wait_for_quiet,
 )
-from harness.procs import Procs, child_setup, free_port, http_get, raise_nofile, wait_for_port
+from harness.procs import Procs, free_port, raise_nofile
+from harness.profiling import start_profilers, stop_profilers
+from harness.seed import (
+    CHAT_PROVIDER,
+    KEYS,
+    LIMITED_KEY_DAILY_USD,
+    LIMITED_KEY_RPM,
+    LIMITED_KEY_TPM,
+    RESPONSES_PROVIDER,
+    pause_autovacuum,
+    seed,
+    vacuum,
+)
+from harness.servers import gateway_errors, gateway_warnings, start_fake, start_gateway
 
 TARGETS = {
     "gateway_cpu_ms_per_request": 1.5,
@@ -88,16 +101,7 @@ PROFILED_PHASES = (
     "admission-c64/",
     "responses-c1/",
 )
-# The key with limits: never reached, always checked (RPM, TPM and a daily
-# budget: every check admission makes).
-LIMITED_KEY_RPM = 1_000_000_000
-LIMITED_KEY_TPM = 2_000_000_000
-LIMITED_KEY_DAILY_USD = "1000000"
 RETRIES = 2  # with --wait-idle: how often a disturbed pair of phases is measured again
-# Two providers on the one fake: it serves both APIs, but the operator
-# declares which one PureBridge may use.
-CHAT_PROVIDER = "bench-fake"  # chat completions only: /v1/responses is translated
-RESPONSES_PROVIDER = "bench-fake-responses"  # responses_api = true: passed through
 # public model -> (upstream model, provider)
 MODELS = {
     "bench-chat": (NONSTREAM_UPSTREAM, CHAT_PROVIDER),
@@ -156,8 +160,7 @@ class Bench:
         self.fake: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
         self.loadgen: LoadGen | None = None
-        self.api_key = ""  # no limits: admission skipped
-        self.limited_api_key = ""  # RPM, TPM and a daily budget, never reached
+        self.keys: dict[str, str] = {}  # secrets by name, seed.KEYS
         self.workers: list[int] = []
         # --pin: the web workers on their own cores, everything else on the rest.
         self.gateway_cpus: set[int] | None = None
@@ -175,166 +178,6 @@ class Bench:
         self.autovacuum_paused = False
         self.succeeded = False  # a failed run keeps its logs in self.tmp
 
-    # -- setup --------------------------------------------------------------
-
-    def start_fake(self) -> None:
-        log(f"fake upstream on {HOST}:{self.fake_port}")
-        self.fake = self.procs.spawn(
-            "fake-upstream",
-            [
-                PYTHON,
-                "-m",
-                "tests.fake_upstream",
-                "--host",
-                HOST,
-                "--port",
-                str(self.fake_port),
-                "--no-record",
-            ],
-            self.tmp / "fake-upstream.log",
-            cpus=self.harness_cpus,
-        )
-        wait_for_port(self.fake_port, self.fake, 30)
-
-    def manage(self, *argv: str) -> str:
-        proc = subprocess.run(
-            [PYTHON, "manage.py", *argv],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            preexec_fn=child_setup,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"manage.py {' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc.stdout
-
-    def setup_gateway(self) -> None:
-        log("manage.py migrate")
-        self.manage("migrate", "--noinput")
-        config = self.tmp / "bench.toml"
-        lines = []
-        for provider, responses_api in ((CHAT_PROVIDER, False), (RESPONSES_PROVIDER, True)):
-            lines += [
-                "[[providers]]",
-                f'name = "{provider}"',
-                'kind = "openai"',
-                f'base_url = "http://{HOST}:{self.fake_port}/v1"',
-                'api_key = "bench"',
-                f"responses_api = {'true' if responses_api else 'false'}",
-                "",
-            ]
-        for public, (upstream, provider) in MODELS.items():
-            lines += [
-                "[[models]]",
-                f'id = "{public}"',
-                'input_per_mtok = "1.25"',
-                'cached_input_per_mtok = "0.125"',
-                'output_per_mtok = "10.00"',
-                "[[models.routes]]",
-                f'provider = "{provider}"',
-                f'upstream_model = "{upstream}"',
-                "",
-            ]
-        config.write_text("\n".join(lines))
-        log(f"manage.py loadconfig {config}")
-        self.manage("loadconfig", str(config))
-        self.api_key = self.create_key("bench@example.com")
-        # Limits far above what a run sends: every request goes through the
-        # Redis admission script, none is refused.
-        self.limited_api_key = self.create_key(
-            "bench@example.com",
-            "--rpm",
-            str(LIMITED_KEY_RPM),
-            "--tpm",
-            str(LIMITED_KEY_TPM),
-            "--daily-budget",
-            LIMITED_KEY_DAILY_USD,
-        )
-
-    def create_key(self, email: str, *limits: str) -> str:
-        log(f"manage.py createapikey --email {email} {' '.join(limits)}")
-        out = self.manage("createapikey", "--email", email, *limits)
-        key = out.strip().splitlines()[-1].strip()
-        if not key.startswith("sk-"):
-            raise RuntimeError(f"createapikey printed no key: {out!r}")
-        return key
-
-    def pause_autovacuum(self) -> None:
-        """PostgreSQL shares these two cores: autovacuum waking in the middle
-        of a phase (after the thousands of records of the one before) took CPU
-        from whichever phase it fell in, a different one each run. It is off
-        for the run; vacuum() does its work between phases, unmeasured."""
-        import psycopg
-
-        try:
-            with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
-                db.execute("ALTER SYSTEM SET autovacuum = off")
-                db.execute("SELECT pg_reload_conf()")
-            self.autovacuum_paused = True
-        except psycopg.Error as exc:
-            log(f"could not turn autovacuum off ({exc}); phases may be disturbed by it")
-
-    def vacuum(self) -> None:
-        if not self.autovacuum_paused:
-            return
-        import psycopg
-
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
-            db.execute("VACUUM ANALYZE")
-
-    def start_gateway(self) -> None:
-        w = self.args.workers
-        argv = [
-            str(Path(PYTHON).parent / "gunicorn"),
-            self.args.app,
-            "-k",
-            "uvicorn_worker.UvicornWorker",
-            "-w",
-            str(w),
-            "--bind",
-            f"{HOST}:{self.gw_port}",
-            "--backlog",
-            "4096",
-            "--graceful-timeout",
-            "5",
-        ]
-        uses_conf = (ROOT / "gunicorn.conf.py").exists()
-        log(
-            f"gunicorn -w {w} on {HOST}:{self.gw_port}"
-            + (" (with gunicorn.conf.py)" if uses_conf else "")
-        )
-        env = dict(os.environ)
-        env.pop("PUREBRIDGE_ACCESS_LOG", None)  # production default: no access log
-        env.pop("WEB_CONCURRENCY", None)
-        env.pop("PUREBRIDGE_BIND", None)
-        self.gunicorn = self.procs.spawn(
-            "gunicorn", argv, self.tmp / "gunicorn.log", cpus=self.gateway_cpus, env=env
-        )
-        deadline = time.monotonic() + 90
-        healthy = False
-        while time.monotonic() < deadline:
-            if self.gunicorn.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.gunicorn.returncode}")
-            with contextlib.suppress(OSError):
-                status, body = http_get(f"http://{HOST}:{self.gw_port}/health")
-                healthy = healthy or status == 200
-                if status != 200:
-                    log(f"/health answered {status}: {body[:200]!r}")
-            self.workers = children(self.gunicorn.pid)
-            if healthy and len(self.workers) == w:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("gunicorn did not become healthy within 90s")
-        # Both workers import Django and start their lifespan; give the second a moment.
-        time.sleep(1.0)
-        self.workers = children(self.gunicorn.pid)
-        status, body = http_get(f"http://{HOST}:{self.gw_port}/health")
-        log(f"/health {status} {body.decode(errors='replace')} workers={self.workers}")
-
     # -- phases -------------------------------------------------------------
 
     def variant(self, via: str, ask: Ask) -> dict:
@@ -345,7 +188,7 @@ class Bench:
         if via == "gateway":
             base, model = f"http://{HOST}:{self.gw_port}/v1", ask.model
             limited = self.args.limited_key if ask.limited is None else ask.limited
-            key = self.limited_api_key if limited else self.api_key
+            key = self.keys["limited" if limited else "plain"]
         else:
             base, model, key = f"http://{HOST}:{self.fake_port}/v1", upstream, "bench"
             if provider != RESPONSES_PROVIDER:
@@ -379,8 +222,8 @@ class Bench:
         ramp_s: float = 0.0,
     ) -> dict:
         assert self.loadgen is not None
-        if via == "gateway":
-            self.vacuum()
+        if via == "gateway" and self.autovacuum_paused:
+            vacuum()
         wait_for_calm()
         variants = [self.variant(via, ask) for ask in asks]
         for variant in variants:
@@ -491,43 +334,11 @@ class Bench:
         out_dir: Path | None = self.args.profile
         if out_dir is None or not name.startswith(PROFILED_PHASES):
             return []
-        py_spy = Path(PYTHON).parent / "py-spy"
-        if not py_spy.exists():
-            raise RuntimeError(f"--profile needs py-spy: {PYTHON} -m pip install py-spy")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = name.replace("/", "-")
-        started = []
-        for pid in self.workers:
-            argv = [str(py_spy), "record", "-p", str(pid), "-f", "raw", "-r", "200"]
-            argv += ["--threads", "-o", str(out_dir / f"{stem}-{pid}.txt")]
-            # --native needs to pause the process for each sample; otherwise do not.
-            argv.append("--native" if self.args.profile_native else "--nonblocking")
-            started.append(self.procs.spawn("py-spy", argv, out_dir / f"{stem}-{pid}.log"))
-        time.sleep(1.0)  # let py-spy attach before the measured part starts
-        for proc, pid in zip(started, self.workers, strict=True):
-            if proc.poll() is not None:
-                log = (out_dir / f"{stem}-{pid}.log").read_text(errors="replace").strip()
-                raise RuntimeError(f"py-spy on {pid} exited: {log}")
-        return started
+        return start_profilers(self.procs, name, self.workers, out_dir, self.args.profile_native)
 
     def stop_profilers(self, name: str, profilers: list[subprocess.Popen]) -> None:
-        if not profilers:
-            return
-        for proc in profilers:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        for proc in profilers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)
-        from pyspy_summary import report
-
-        out_dir: Path = self.args.profile
-        stem = name.replace("/", "-")
-        files = [out_dir / f"{stem}-{pid}.txt" for pid in self.workers]
-        files = [f for f in files if f.exists()]
-        text = report(files, top=40) if files else "py-spy wrote nothing"
-        (out_dir / f"{stem}.summary.txt").write_text(text + "\n")
-        log(f"profile of {name}: {out_dir / (stem + '.summary.txt')}")
+        if profilers:
+            stop_profilers(name, profilers, self.workers, self.args.profile)
 
     def check_workers(self) -> None:
         assert self.gunicorn is not None
@@ -690,13 +501,22 @@ class Bench:
             for pid in service_pids():
                 with contextlib.suppress(OSError):
                     os.sched_setaffinity(pid, self.harness_cpus)
-        self.start_fake()
-        self.pause_autovacuum()
-        self.setup_gateway()
-        self.start_gateway()
+        self.fake = start_fake(
+            self.procs, self.fake_port, self.tmp / "fake-upstream.log", self.harness_cpus
+        )
+        self.autovacuum_paused = pause_autovacuum()
+        self.keys = seed(self.tmp, self.fake_port, MODELS, KEYS)
+        self.gunicorn, self.workers = start_gateway(
+            self.procs,
+            app=self.args.app,
+            workers=self.args.workers,
+            port=self.gw_port,
+            log_path=self.tmp / "gunicorn.log",
+            cpus=self.gateway_cpus,
+        )
         self.loadgen = LoadGen(self.procs, self.tmp / "loadgen.log", cpus=self.harness_cpus)
         self.run_phases()
-        self.results["gateway_log"] = self.gateway_warnings()
+        self.results["gateway_log"] = gateway_warnings(self.tmp / "gunicorn.log")
         summary = self.summary()
         self.print_table(summary)
         self.write_json(summary)
@@ -1110,34 +930,15 @@ class Bench:
 
     # -- teardown -----------------------------------------------------------
 
-    def gateway_warnings(self) -> dict[str, int]:
-        """What the gateway logged at WARNING or above during the run, by message."""
-        path = self.tmp / "gunicorn.log"
-        warned: dict[str, int] = {}
-        if path.exists():
-            for line in path.read_text(errors="replace").splitlines():
-                for level in (" WARNING ", " ERROR ", " CRITICAL "):
-                    if level in line:
-                        message = level.strip() + " " + line.split(level, 1)[1][:200]
-                        warned[message] = warned.get(message, 0) + 1
-        return dict(sorted(warned.items(), key=lambda kv: -kv[1]))
-
     def close(self) -> None:
         if self.loadgen is not None:
             self.loadgen.quit()
         self.procs.stop_all()
         gunicorn_log = self.tmp / "gunicorn.log"
-        if gunicorn_log.exists():
-            lines = gunicorn_log.read_text(errors="replace").splitlines()
-            errors = [
-                line
-                for line in lines
-                if "ERROR" in line or "Traceback" in line or "CRITICAL" in line
-            ]
-            if errors:
-                log(f"{len(errors)} error line(s) in {gunicorn_log}; first: {errors[0]}")
-                self.succeeded = False
-
+        errors = gateway_errors(gunicorn_log)
+        if errors:
+            log(f"{len(errors)} error line(s) in {gunicorn_log}; first: {errors[0]}")
+            self.succeeded = False
         if self.succeeded:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
