@@ -47,18 +47,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.base import CLK_TCK, HOST, OTHER_LOAD_WARN_PCT, RESULTS, ROOT, log
+from harness.asks import Ask, loadgen_variant
+from harness.base import (
+    HOST,
+    RESULTS,
+    ROOT,
+    VIAS,
+    diff,
+    fmt,
+    log,
+    signed,
+)
 from harness.loadgen_driver import LoadGen
 from harness.machine import (
     CpuWindow,
     children,
-    cpu_ticks,
-    machine_ticks,
-    pss_kb,
     service_pids,
     wait_for_calm,
     wait_for_quiet,
 )
+from harness.measure import PssSampler, add_cpu, disturbed, log_phase
 from harness.procs import Procs, free_port, raise_nofile
 from harness.profiling import start_profilers, stop_profilers
 from harness.seed import (
@@ -112,11 +120,6 @@ MODELS = {
     "bench-resp-stream-pass": (RESPONSES_STREAM_UPSTREAM, RESPONSES_PROVIDER),
     "bench-resp-stream-trans": (RESPONSES_STREAM_UPSTREAM, CHAT_PROVIDER),
 }
-SYSTEM = "You are a helpful assistant."
-USER = "Say hello from the PureBridge benchmark."
-MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
-# The same request in the Responses API's words.
-RESPONSES_INPUT = {"instructions": SYSTEM, "input": USER}
 
 
 @dataclass
@@ -130,19 +133,6 @@ class Counts:
 
 FULL = Counts(warmup=300, c1=500, c64=3000, streams=640, slow=1000)
 QUICK = Counts(warmup=60, c1=100, c64=500, streams=128, slow=200)
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One kind of request in a phase: a public model asked through one API
-    with one key. Against the fake directly it becomes what PureBridge sends
-    the upstream (a translated request: chat completions)."""
-
-    label: str
-    model: str  # public model id, a key of MODELS
-    api: str = "chat"  # "chat" or "responses", as the client asks PureBridge
-    # The key with limits (True), the one without (False), or as --limited-key says.
-    limited: bool | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -180,31 +170,6 @@ class Bench:
 
     # -- phases -------------------------------------------------------------
 
-    def variant(self, via: str, ask: Ask) -> dict:
-        """What the load generator sends for `ask`: to PureBridge, or the
-        request PureBridge makes of the upstream, sent to the fake directly."""
-        upstream, provider = MODELS[ask.model]
-        api = ask.api
-        if via == "gateway":
-            base, model = f"http://{HOST}:{self.gw_port}/v1", ask.model
-            limited = self.args.limited_key if ask.limited is None else ask.limited
-            key = self.keys["limited" if limited else "plain"]
-        else:
-            base, model, key = f"http://{HOST}:{self.fake_port}/v1", upstream, "bench"
-            if provider != RESPONSES_PROVIDER:
-                api = "chat"  # what PureBridge translates a Responses request into
-        if api == "responses":
-            url, body = f"{base}/responses", {"model": model, **RESPONSES_INPUT}
-        else:
-            url, body = f"{base}/chat/completions", {"model": model, "messages": MESSAGES}
-        return {
-            "label": ask.label,
-            "url": url,
-            "headers": {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            "body": body,
-            "format": api,
-        }
-
     def phase(
         self,
         name: str,
@@ -221,19 +186,17 @@ class Bench:
         sample_pss: bool = False,
         ramp_s: float = 0.0,
     ) -> dict:
+        """One phase through `via`: warm up, then measure `requests` requests made
+        `concurrency` at a time, taking turns among `asks`."""
         assert self.loadgen is not None
         if via == "gateway" and self.autovacuum_paused:
             vacuum()
         wait_for_calm()
-        variants = [self.variant(via, ask) for ask in asks]
-        for variant in variants:
-            if stream:
-                variant["body"]["stream"] = True
         self.loadgen.send(
             {
                 "op": "phase",
                 "name": name,
-                "variants": variants,
+                "variants": [self.variant(via, ask, stream) for ask in asks],
                 "stream": stream,
                 "concurrency": concurrency,
                 "requests": requests,
@@ -245,10 +208,60 @@ class Bench:
         )
         self.loadgen.wait("ready", deadline_s + 60)
         self.check_workers()
-        assert self.fake is not None and self.gunicorn is not None
+        profiled = via == "gateway" and name.startswith(PROFILED_PHASES)
+        profile_dir: Path | None = self.args.profile if profiled else None
+        result = self.measure(name, deadline_s + 60, settle_s, sample_pss, profile_dir)
+        self.check_workers()
+        log_phase(name, requests, result)
+        self.results[name] = result
+        return result
+
+    def measure(
+        self, name: str, timeout: float, settle_s: float, sample_pss: bool, profile_dir: Path | None
+    ) -> dict:
+        """From the load generator's "ready" to its "done": its result, with the CPU
+        of every process between the two (and the web workers' PSS)."""
+        assert self.loadgen is not None
+        profilers = []
+        if profile_dir is not None:
+            native = self.args.profile_native
+            profilers = start_profilers(self.procs, name, self.workers, profile_dir, native)
+        window = self.cpu_window(profilers)
+        sampler = PssSampler(self.workers) if sample_pss else None
+        window.start()
+        self.loadgen.send({"op": "go"})
+        try:
+            done = self.loadgen.wait("done", timeout, tick=sampler.sample if sampler else None)
+            # Usage records are written by a thread every 0.2 s: include that work.
+            if settle_s:
+                time.sleep(settle_s)
+            cpu = window.stop()
+        finally:
+            if profilers and profile_dir is not None:
+                stop_profilers(name, profilers, self.workers, profile_dir)
+        result = done["result"]
+        add_cpu(result, cpu)
+        if sampler:
+            sampler.add_to(result)
+        return result
+
+    def variant(self, via: str, ask: Ask, stream: bool) -> dict:
+        """What the load generator sends for `ask`: to PureBridge, or the
+        request PureBridge makes of the upstream, sent to the fake directly."""
+        upstream, provider = MODELS[ask.model]
+        if via == "gateway":
+            key = ask.key or ("limited" if self.args.limited_key else "plain")
+            base = f"http://{HOST}:{self.gw_port}/v1"
+            return loadgen_variant(ask, base, ask.model, self.keys[key], ask.api, stream)
+        # A chat-only upstream gets what PureBridge translates a Responses request into.
+        api = ask.api if provider == RESPONSES_PROVIDER else "chat"
+        base = f"http://{HOST}:{self.fake_port}/v1"
+        return loadgen_variant(ask, base, upstream, "bench", api, stream)
+
+    def cpu_window(self, profilers: list[subprocess.Popen]) -> CpuWindow:
+        assert self.fake is not None and self.gunicorn is not None and self.loadgen is not None
         fake_pid, loadgen_pid, master = self.fake.pid, self.loadgen.proc.pid, self.gunicorn.pid
-        profilers = self.start_profilers(name) if via == "gateway" else []
-        window = CpuWindow(
+        return CpuWindow(
             {
                 "gateway_workers": lambda: list(self.workers),
                 "gunicorn_master": lambda: [master],
@@ -259,86 +272,6 @@ class Bench:
                 "py_spy": lambda: [p.pid for p in profilers],
             }
         )
-        peak = {"pss_kb": 0, "samples": 0}
-        timeline: list[tuple[float, int, int, int]] = []  # (t, worker ticks, busy, total)
-        t0 = time.monotonic()
-
-        def sample() -> None:
-            if sample_pss:
-                total = sum(pss_kb(p) for p in self.workers)
-                peak["pss_kb"] = max(peak["pss_kb"], total)
-                peak["samples"] += 1
-                busy, all_ticks, _ = machine_ticks()
-                ticks = sum(cpu_ticks(p) for p in self.workers)
-                timeline.append((time.monotonic() - t0, ticks, busy, all_ticks))
-
-        idle_pss = sum(pss_kb(p) for p in self.workers)
-        window.start()
-        self.loadgen.send({"op": "go"})
-        try:
-            done = self.loadgen.wait("done", deadline_s + 60, tick=sample)
-            # Usage records are written by a thread every 0.2 s: include that work.
-            if settle_s:
-                time.sleep(settle_s)
-            cpu = window.stop()
-        finally:
-            self.stop_profilers(name, profilers)
-        result = done["result"]
-        result["cpu"] = cpu
-        n = max(result["ok"] + result["failures"], 1)
-        result["gateway_cpu_ms_per_request"] = cpu["gateway_workers"]["cpu_ms"] / n
-        result["fake_cpu_ms_per_request"] = cpu["fake_upstream"]["cpu_ms"] / n
-        result["loadgen_cpu_ms_per_request"] = cpu["loadgen"]["cpu_ms"] / n
-        result["postgres_redis_cpu_ms_per_request"] = cpu["postgres_redis"]["cpu_ms"] / n
-        per_worker = list(cpu["gateway_workers"]["per_pid_cpu_ms"].values())
-        result["busiest_worker_share_pct"] = (
-            100.0 * max(per_worker) / sum(per_worker) if sum(per_worker) > 0 else None
-        )
-        if sample_pss:
-            result["pss"] = {
-                "idle_mb": idle_pss / 1024,
-                "peak_mb": peak["pss_kb"] / 1024,
-                "samples": peak["samples"],
-            }
-            result["cpu_timeline"] = _busiest_half_second(timeline, len(self.workers))
-        self.check_workers()
-        lat = result["latency_ms"]
-        extra = ""
-        if result.get("ttft_ms"):
-            extra = f" ttft p50={_fmt(result['ttft_ms']['p50'])}ms"
-        log(
-            f"{name:<28} ok={result['ok']}/{requests} fail={result['failures']} "
-            f"p50={_fmt(lat['p50'])}ms p99={_fmt(lat['p99'])}ms "
-            f"{_fmt(result['throughput_rps'], 0)} req/s{extra} "
-            f"gw-cpu={cpu['gateway_workers']['cpu_ms']:.0f}ms"
-            f"{_split(cpu['gateway_workers']['per_pid_cpu_ms'])} "
-            f"busy={cpu['machine_busy_pct']:.0f}% "
-            f"softirq={cpu['irq_softirq_steal']['pct_of_machine']:.0f}% "
-            f"other={cpu['other']['pct_of_machine']:.0f}%"
-        )
-        if len(variants) > 1:
-            for label, v in result["variants"].items():
-                ttft = v["ttft_ms"]["p50"] if v["ttft_ms"] else None
-                log(
-                    f"  {label:<26} ok={v['ok']} fail={v['failures']} "
-                    f"p50={_fmt(v['latency_ms']['p50'])}ms p99={_fmt(v['latency_ms']['p99'])}ms"
-                    + (f" ttft p50={_fmt(ttft)}ms" if ttft is not None else "")
-                )
-        if result["failures"]:
-            log(f"  failures: {result['failure_kinds']} {result['error_samples'][:2]}")
-        self.results[name] = result
-        return result
-
-    def start_profilers(self, name: str) -> list[subprocess.Popen]:
-        """py-spy on every web worker for this phase, when --profile is given."""
-        out_dir: Path | None = self.args.profile
-        if out_dir is None or not name.startswith(PROFILED_PHASES):
-            return []
-        return start_profilers(self.procs, name, self.workers, out_dir, self.args.profile_native)
-
-    def stop_profilers(self, name: str, profilers: list[subprocess.Popen]) -> None:
-        if profilers:
-            stop_profilers(name, profilers, self.workers, self.args.profile)
 
     def check_workers(self) -> None:
         assert self.gunicorn is not None
@@ -356,8 +289,8 @@ class Bench:
         stream = [Ask("chat", "bench-stream")]
         # A/B in one phase: the two kinds of request take turns.
         admission = [
-            Ask("no limits", "bench-chat", limited=False),
-            Ask("limits", "bench-chat", limited=True),
+            Ask("no limits", "bench-chat", key="plain"),
+            Ask("limits", "bench-chat", key="limited"),
         ]
         responses = [
             Ask("passed through", "bench-resp-pass", "responses"),
@@ -462,19 +395,14 @@ class Bench:
         for attempt in range(RETRIES + 1):
             if self.args.wait_idle and attempt:
                 wait_for_quiet(self.args.wait_idle)
-            for via in ("direct", "gateway"):
+            for via in VIAS:
                 pss = kw.get("sample_pss", False) and via == "gateway"
                 self.phase(f"{name}/{via}", via, asks, **{**kw, "sample_pss": pss})
-            disturbed = [
-                f"{name}/{via}"
-                for via in ("direct", "gateway")
-                if self.results[f"{name}/{via}"]["cpu"]["other"]["pct_of_machine"]
-                > OTHER_LOAD_WARN_PCT
-            ]
-            if not disturbed or not self.args.wait_idle:
+            bad = [f"{name}/{via}" for via in VIAS if disturbed(self.results[f"{name}/{via}"])]
+            if not bad or not self.args.wait_idle:
                 return
             if attempt < RETRIES:
-                log(f"{', '.join(disturbed)} disturbed by other work; measuring again")
+                log(f"{', '.join(bad)} disturbed by other work; measuring again")
                 self.results.setdefault("retries", {})[name] = attempt + 1
 
     def run(self) -> int:
@@ -668,91 +596,91 @@ class Bench:
         row("non-streaming, c=1 (ms)")
         row(
             "  latency p50",
-            _fmt(c1["gateway_p50_ms"]),
-            _fmt(c1["direct_p50_ms"]),
-            _signed(c1["added_p50_ms"]),
+            fmt(c1["gateway_p50_ms"]),
+            fmt(c1["direct_p50_ms"]),
+            signed(c1["added_p50_ms"]),
             f"added <= 2 ms: {mark('added_p50_c1_ms')}",
         )
         row(
             "  latency p99",
-            _fmt(c1["gateway_p99_ms"]),
-            _fmt(c1["direct_p99_ms"]),
-            _signed(c1["added_p99_ms"]),
+            fmt(c1["gateway_p99_ms"]),
+            fmt(c1["direct_p99_ms"]),
+            signed(c1["added_p99_ms"]),
         )
         row("non-streaming, c=64 (ms)")
         row(
             "  latency p50",
-            _fmt(c64["gateway_p50_ms"]),
-            _fmt(c64["direct_p50_ms"]),
-            _signed(c64["added_p50_ms"]),
+            fmt(c64["gateway_p50_ms"]),
+            fmt(c64["direct_p50_ms"]),
+            signed(c64["added_p50_ms"]),
         )
         row(
             "  latency p99",
-            _fmt(c64["gateway_p99_ms"]),
-            _fmt(c64["direct_p99_ms"]),
-            _signed(c64["added_p99_ms"]),
+            fmt(c64["gateway_p99_ms"]),
+            fmt(c64["direct_p99_ms"]),
+            signed(c64["added_p99_ms"]),
         )
-        row("  throughput (req/s)", _fmt(c64["gateway_rps"], 0), _fmt(c64["direct_rps"], 0))
+        row("  throughput (req/s)", fmt(c64["gateway_rps"], 0), fmt(c64["direct_rps"], 0))
         row(
             "  web worker CPU per request (ms)",
-            _fmt(c64["gateway_cpu_ms_per_request"], 3),
+            fmt(c64["gateway_cpu_ms_per_request"], 3),
             "",
             "",
             f"<= 1.5 ms: {mark('gateway_cpu_ms_per_request')}",
         )
         row(
             "  fake upstream CPU per request (ms)",
-            _fmt(c64["fake_cpu_ms_per_request_via_gateway"], 3),
-            _fmt(c64["fake_cpu_ms_per_request_direct"], 3),
+            fmt(c64["fake_cpu_ms_per_request_via_gateway"], 3),
+            fmt(c64["fake_cpu_ms_per_request_direct"], 3),
         )
         row(
             "  PostgreSQL+Redis CPU per request (ms)",
-            _fmt(c64["postgres_redis_cpu_ms_per_request_via_gateway"], 3),
+            fmt(c64["postgres_redis_cpu_ms_per_request_via_gateway"], 3),
         )
         if self.args.workers > 1:
             row(
                 "  busiest web worker's share of the work (%)",
-                _fmt(c64["busiest_worker_share_pct"], 0),
+                fmt(c64["busiest_worker_share_pct"], 0),
             )
         row(f"streaming, 64 streams, {st['upstream']} (ms)")
         row(
             "  TTFT p50",
-            _fmt(st["gateway_ttft_p50_ms"]),
-            _fmt(st["direct_ttft_p50_ms"]),
-            _signed(st["added_ttft_p50_ms"]),
+            fmt(st["gateway_ttft_p50_ms"]),
+            fmt(st["direct_ttft_p50_ms"]),
+            signed(st["added_ttft_p50_ms"]),
             f"added <= 5 ms: {mark('added_ttft_p50_c64_ms')}",
         )
         row(
             "  TTFT p99",
-            _fmt(st["gateway_ttft_p99_ms"]),
-            _fmt(st["direct_ttft_p99_ms"]),
-            _signed(st["added_ttft_p99_ms"]),
+            fmt(st["gateway_ttft_p99_ms"]),
+            fmt(st["direct_ttft_p99_ms"]),
+            signed(st["added_ttft_p99_ms"]),
         )
-        row("  web worker CPU per stream (ms)", _fmt(st["gateway_cpu_ms_per_stream"], 3))
+        row("  web worker CPU per stream (ms)", fmt(st["gateway_cpu_ms_per_stream"], 3))
         if self.args.workers > 1:
             row(
                 "  busiest web worker's share of the work (%)",
-                _fmt(st["busiest_worker_share_pct"], 0),
+                fmt(st["busiest_worker_share_pct"], 0),
             )
         ad = s["admission_c1"]
         row("admission, c=1: a key with limits vs one without, alternating (ms)")
         for p in ("p50", "p99"):
             row(
                 f"  latency {p}, key with RPM+TPM+daily budget",
-                _fmt(ad[f"limits_{p}_ms"]),
+                fmt(ad[f"limits_{p}_ms"]),
                 "",
-                _signed(ad[f"added_{p}_ms"]),
+                signed(ad[f"added_{p}_ms"]),
                 f"added <= 0.5 ms: {mark('admission_added_p50_c1_ms')}" if p == "p50" else "",
             )
-            row(f"  latency {p}, key without limits", _fmt(ad[f"no_limits_{p}_ms"]))
+            row(f"  latency {p}, key without limits", fmt(ad[f"no_limits_{p}_ms"]))
         ad64 = s.get("admission_c64")
         if ad64:
             row(
                 "  web worker CPU per request at c=64, with limits (ms)",
-                _fmt(ad64["gateway_cpu_ms_per_request_limits"], 3),
+                fmt(ad64["gateway_cpu_ms_per_request_limits"], 3),
                 "",
-                _signed(
-                    _diff(
+                signed(
+                    diff(
                         ad64["gateway_cpu_ms_per_request_limits"],
                         ad64["gateway_cpu_ms_per_request_no_limits"],
                     ),
@@ -770,20 +698,20 @@ class Bench:
                 for label in ("passed_through", "translated"):
                     row(
                         f"  {metric} p50, {label.replace('_', ' ')}",
-                        _fmt(rs[f"{label}_{metric}_p50_ms"]),
-                        _fmt(rs[f"{label}_direct_{metric}_p50_ms"]),
-                        _signed(rs[f"{label}_added_{metric}_p50_ms"]),
+                        fmt(rs[f"{label}_{metric}_p50_ms"]),
+                        fmt(rs[f"{label}_direct_{metric}_p50_ms"]),
+                        signed(rs[f"{label}_added_{metric}_p50_ms"]),
                     )
                 primary = key == "responses_c1" and metric == "total"
                 row(
                     f"  {metric} p50: translated minus passed through",
                     "",
                     "",
-                    _signed(rs[f"translated_minus_passthrough_{metric}_p50_ms"]),
+                    signed(rs[f"translated_minus_passthrough_{metric}_p50_ms"]),
                     f"<= 1 ms: {mark('translated_minus_passthrough_p50_ms')}" if primary else "",
                 )
             if "gateway_cpu_ms_per_stream" in rs:
-                row("  web worker CPU per stream (ms)", _fmt(rs["gateway_cpu_ms_per_stream"], 3))
+                row("  web worker CPU per stream (ms)", fmt(rs["gateway_cpu_ms_per_stream"], 3))
         for key in ("slow_streams", "slow_burst"):
             slow = s.get(key)
             if not slow:
@@ -810,31 +738,31 @@ class Bench:
             )
             row(
                 "  total p50 (ms)",
-                _fmt(slow["total_p50_ms"], 0),
-                _fmt(slow["direct_total_p50_ms"], 0),
-                _signed(_diff(slow["total_p50_ms"], slow["direct_total_p50_ms"]), 0),
+                fmt(slow["total_p50_ms"], 0),
+                fmt(slow["direct_total_p50_ms"], 0),
+                signed(diff(slow["total_p50_ms"], slow["direct_total_p50_ms"]), 0),
                 f"<= 1500 ms: {mark('slow_total_p50_ms')}" if primary else "",
             )
             row(
                 "  total p99 (ms)",
-                _fmt(slow["total_p99_ms"], 0),
-                _fmt(slow["direct_total_p99_ms"], 0),
-                _signed(_diff(slow["total_p99_ms"], slow["direct_total_p99_ms"]), 0),
+                fmt(slow["total_p99_ms"], 0),
+                fmt(slow["direct_total_p99_ms"], 0),
+                signed(diff(slow["total_p99_ms"], slow["direct_total_p99_ms"]), 0),
             )
             row(
                 "  TTFT p50 (ms)",
-                _fmt(slow["ttft_p50_ms"], 0),
-                _fmt(slow["direct_ttft_p50_ms"], 0),
-                _signed(_diff(slow["ttft_p50_ms"], slow["direct_ttft_p50_ms"]), 0),
+                fmt(slow["ttft_p50_ms"], 0),
+                fmt(slow["direct_ttft_p50_ms"], 0),
+                signed(diff(slow["ttft_p50_ms"], slow["direct_ttft_p50_ms"]), 0),
             )
             row(
                 f"  peak web worker PSS (MB; {slow['idle_worker_pss_mb']:.0f} idle)",
-                _fmt(slow["peak_worker_pss_mb"], 1),
+                fmt(slow["peak_worker_pss_mb"], 1),
                 "",
                 "",
                 f"<= 400 MB: {mark('slow_peak_pss_mb')}" if primary else "",
             )
-            row("  web worker CPU per stream (ms)", _fmt(slow["gateway_cpu_ms_per_stream"], 3))
+            row("  web worker CPU per stream (ms)", fmt(slow["gateway_cpu_ms_per_stream"], 3))
             busiest = slow.get("busiest_half_second") or {}
             if busiest:
                 row(
@@ -891,11 +819,10 @@ class Bench:
         for name, result in self.results.items():
             if not isinstance(result, dict) or "cpu" not in result or name.startswith("warmup"):
                 continue
-            other = result["cpu"]["other"]["pct_of_machine"]
-            if other > OTHER_LOAD_WARN_PCT:
+            if disturbed(result):
                 out.append(
-                    f"{name}: {other:.0f}% of the machine was busy with processes outside this "
-                    "benchmark; its numbers are disturbed"
+                    f"{name}: {result['cpu']['other']['pct_of_machine']:.0f}% of the machine was "
+                    "busy with processes outside this benchmark; its numbers are disturbed"
                 )
         return out
 
@@ -980,7 +907,7 @@ def _ab_summary(phase: dict, a: str, b: str, direct: dict) -> dict:
     for p in ("p50", "p99"):
         out[f"{_key(a)}_{p}_ms"] = va["latency_ms"][p]
         out[f"{_key(b)}_{p}_ms"] = vb["latency_ms"][p]
-        out[f"added_{p}_ms"] = _diff(va["latency_ms"][p], vb["latency_ms"][p])
+        out[f"added_{p}_ms"] = diff(va["latency_ms"][p], vb["latency_ms"][p])
     out["failures"] = phase["failures"]
     return out
 
@@ -995,9 +922,9 @@ def _responses_summary(g: dict, d: dict) -> dict:
             for p in ("p50", "p99"):
                 out[f"{k}_{name}_{p}_ms"] = gv[metric][p]
                 out[f"{k}_direct_{name}_{p}_ms"] = dv[metric][p]
-                out[f"{k}_added_{name}_{p}_ms"] = _diff(gv[metric][p], dv[metric][p])
+                out[f"{k}_added_{name}_{p}_ms"] = diff(gv[metric][p], dv[metric][p])
     for name in ("total", "ttft"):
-        out[f"translated_minus_passthrough_{name}_p50_ms"] = _diff(
+        out[f"translated_minus_passthrough_{name}_p50_ms"] = diff(
             out[f"translated_added_{name}_p50_ms"], out[f"passed_through_added_{name}_p50_ms"]
         )
     out["translated_minus_passthrough_p50_ms"] = out["translated_minus_passthrough_total_p50_ms"]
@@ -1006,41 +933,6 @@ def _responses_summary(g: dict, d: dict) -> dict:
 
 def _key(label: str) -> str:
     return label.replace(" ", "_")
-
-
-def _busiest_half_second(timeline: list[tuple[float, int, int, int]], workers: int) -> dict:
-    """From ~100 ms samples: the web workers' and the machine's busiest 0.5 s."""
-    best = {"workers_pct_of_their_cores": 0.0, "machine_busy_pct": 0.0, "at_s": 0.0}
-    for i, (t, ticks, busy, total) in enumerate(timeline):
-        j = next((k for k in range(i, len(timeline)) if timeline[k][0] - t >= 0.5), None)
-        if j is None:
-            break
-        t2, ticks2, busy2, total2 = timeline[j]
-        used = (ticks2 - ticks) / CLK_TCK / ((t2 - t) * max(workers, 1)) * 100
-        if used > best["workers_pct_of_their_cores"]:
-            best = {
-                "workers_pct_of_their_cores": used,
-                "machine_busy_pct": 100.0 * (busy2 - busy) / max(total2 - total, 1),
-                "at_s": t,
-            }
-    return best
-
-
-def _split(per_pid: dict) -> str:
-    values = [f"{v:.0f}" for v in per_pid.values()]
-    return f" ({'/'.join(values)})" if len(values) > 1 else ""
-
-
-def _diff(a: float | None, b: float | None) -> float | None:
-    return a - b if a is not None and b is not None else None
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _signed(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:+.{digits}f}"
 
 
 def main() -> int:
