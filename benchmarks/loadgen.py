@@ -29,10 +29,8 @@ non-empty `delta.content` or `response.output_text.delta`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-import resource
 import sys
 import time
 
@@ -40,16 +38,11 @@ import aiohttp
 import orjson
 import uvloop
 
+from harness.procs import raise_nofile
+
 # Per stream format: the bytes that end a complete stream.
 STREAM_END = {"chat": b"data: [DONE]", "responses": b"event: response.completed"}
 MAX_ERROR_SAMPLES = 5
-
-
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def emit(obj: dict) -> None:

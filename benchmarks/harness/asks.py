@@ -1,0 +1,47 @@
+"""What a phase asks: one kind of request, as sent to PureBridge or to the fake directly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+SYSTEM = "You are a helpful assistant."
+USER = "Say hello from the PureBridge benchmark."
+MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+# The same request in the Responses API's words.
+RESPONSES_INPUT = {"instructions": SYSTEM, "input": USER}
+
+# Per API the client speaks: its path under /v1, and the request body for a model.
+APIS: dict[str, tuple[str, Callable[[str], dict]]] = {
+    "chat": ("chat/completions", lambda model: {"model": model, "messages": MESSAGES}),
+    "responses": ("responses", lambda model: {"model": model, **RESPONSES_INPUT}),
+}
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One kind of request in a phase: a public model asked through one API
+    with one key. Against the fake directly it becomes what PureBridge sends
+    the upstream (a translated request: chat completions)."""
+
+    label: str
+    model: str  # public model id, a key of some phase's MODELS
+    api: str = "chat"  # a key of APIS, as the client asks PureBridge
+    # A key of seed.KEYS (or of the phase's own keys); None: "limited" with
+    # --limited-key, else "plain".
+    key: str | None = None
+
+
+def loadgen_variant(ask: Ask, base: str, model: str, secret: str, api: str, stream: bool) -> dict:
+    """One of a phase's `variants`, as benchmarks/loadgen.py takes them."""
+    path, body = APIS[api]
+    request = body(model)
+    if stream:
+        request["stream"] = True
+    return {
+        "label": ask.label,
+        "url": f"{base}/{path}",
+        "headers": {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        "body": request,
+        "format": api,
+    }

@@ -1,0 +1,39 @@
+"""The registry of phases: what runs, in which order, and in which order it is reported.
+
+Each module here is one phase or family of phases and defines FAMILY
+(harness.family.Family): the models and keys it needs, its warm-up, how it
+runs (through Bench.pair or Bench.phase), its sections of the summary, its
+targets and its rows of the table. Adding a phase is a new module and its
+line in PHASES.
+"""
+
+from __future__ import annotations
+
+from harness.family import Family
+from harness.seed import KEYS, Key
+from phases import admission, nonstream, responses, slow, streams
+
+# The order they run in. A phase can inherit what the one before it left
+# behind (usage records for PostgreSQL to write, worker memory): moving one
+# can move its figures and its neighbours'.
+PHASES: tuple[Family, ...] = (
+    nonstream.FAMILY,
+    admission.FAMILY,
+    streams.FAMILY,
+    responses.FAMILY,
+    slow.FAMILY,
+)
+
+# The order of the summary and the table: the streaming rows right after the
+# non-streaming ones, then the rest as they run.
+_FIRST = (nonstream.FAMILY, streams.FAMILY)
+REPORT: tuple[Family, ...] = (*_FIRST, *(f for f in PHASES if f not in _FIRST))
+
+
+def models() -> dict[str, tuple[str, str]]:
+    """Every phase's models: public id -> (upstream model, provider)."""
+    return {public: route for family in PHASES for public, route in family.models.items()}
+
+
+def keys() -> dict[str, Key]:
+    return {**KEYS, **{name: key for family in PHASES for name, key in family.keys.items()}}
