@@ -24,10 +24,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from gateway import limits
 from gateway.db import run_db
-from gateway.limits import Reservation, Verdict, Window, actual, to_micros
+from gateway.limiter import Reservation, Verdict, actual, spent_since
 from purebridge.redis_pipe import Script
+from usage import budgets
+from usage.budgets import Window
 
 log = logging.getLogger(__name__)
 
@@ -668,24 +669,11 @@ def _verdict(raw: list) -> Verdict:
     )
 
 
-def spent_since(key_id: int, window: Window) -> int:
-    """A window's spend from the usage records (micros, rounded up)."""
-    from django.db.models import Sum
-
-    from usage.models import UsageRecord
-
-    records = UsageRecord.objects.filter(api_key_id=key_id)
-    if window.start is not None:
-        records = records.filter(created_at__gte=window.start)
-    total = records.aggregate(total=Sum("cost_usd"))["total"]
-    return to_micros(total) if total else 0
-
-
 async def rebuild(redis, key_id: int, window: Window) -> None:
     spent = await run_db(spent_since, key_id, window)
     # Only if still missing: another worker may have rebuilt it (and admitted
     # requests) meanwhile.
-    ttl = window.ttl(limits.now())  # the clock tests move
+    ttl = window.ttl(budgets.now())  # the clock tests move
     await redis.evalsha(REBUILD_SCRIPT, [window.key], [spent, ttl or 0])
 
 

@@ -333,7 +333,9 @@ def key_info(make_key, redis_client, **limits):
     (counters built already, as after a first request: no database read on
     the way); and a maker of its reservations: reservation(n, tokens, cost)."""
     from gateway.auth import _load
-    from gateway.limits import Reservation, key_windows, now
+    from gateway.limiter import Reservation
+    from gateway.limits import key_windows
+    from usage.budgets import now
 
     key, _ = make_key(**limits)
     info = _load(key.lookup)
