@@ -1,6 +1,7 @@
 """The Redis backend of admission: one Lua script per request (or per lease,
 below), the clock taken from Redis, so every worker on every host shares one
-exact view.
+exact view. The scripts are files of their own in gateway/lua/, composed once
+at import.
 
 Leases: a key far from all its limits (every limit at least 64 times what a
 lease takes) has a worker reserve many requests at once, and that worker then
@@ -19,13 +20,13 @@ own would take) rather than each ask for a lease of its own.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from dataclasses import dataclass
 
+from gateway import lua
 from gateway.db import run_db
-from gateway.limiter import Reservation, Verdict, actual, spent_since
+from gateway.limiter import WINDOW_MS, Reservation, Verdict, actual, spent_since
 from purebridge.redis_pipe import Script
 from usage import budgets
 from usage.budgets import Window
@@ -46,251 +47,23 @@ RELEASE_WAIT_S = 5.0  # a stopping worker waits this long for its returns
 # A lease's record outlives any reclaim (a backstop if none runs).
 LEASE_RECORD_TTL_MS = 24 * 3600_000
 # A window keeps entries a minute past their score; a lease's is its end.
-WINDOW_TTL_MS = 60_000 + LEASE_MS
+WINDOW_TTL_MS = WINDOW_MS + LEASE_MS
 LEASES = "pb:leases"  # every lease not returned yet, scored by its end
 
-# Lua shared by the scripts. NOW: Redis's clock in ms. GIVE_BACK(first,
-# granted, micros): take `micros` a lease did not use out of the budget
-# counters KEYS[first..], those (re)built from the usage records after the
-# lease was granted excepted: they never held it.
-NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-GIVE_BACK = """
-local function give_back(first, granted, micros)
-  if micros <= 0 then return end
-  for i = first, #KEYS do
-    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
-    if rebuilt and tonumber(rebuilt) <= granted then
-      redis.call('HINCRBY', KEYS[i], 'spent', 0 - micros)
-    end
-  end
-end
-"""
-
-# KEYS: the key's window (a sorted set), its sums (a hash: requests `r`,
-#       tokens `t`), one counter per budget window, then the request's
-#       admission marker, its lease's record and LEASES.
-# ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, retry
-#       (1: this request asked before), lease asked (requests, 0: none), then
-#       each window's limit (micros).
-# The window holds an entry per admission, "id|requests|tokens" scored by its
-# time, and the sums of the entries it holds (each added and subtracted once):
-# the requests and tokens of the last minute, exactly (RPM 60 is 60 in any
-# minute). A lease is one entry for all its requests, scored at its end, and a
-# record (a hash: granted `g`, micros reserved `m`, micros of its requests
-# settled `s`, its budget counters `w`) that whoever returns it deletes, so
-# that it is returned once.
-# A retry is exact: when the reply to an admission is lost (a broken
-# connection, a timeout) and the request asks again, the script finds the
-# first admission (its window entry, else its marker, written only for keys
-# with no RPM or TPM limit) and answers with it and its lease instead of
-# reserving twice. A lease is granted whole or not at all, so that a retry
-# can find it by name.
-# Every Redis call a script makes costs a few microseconds on the request
-# path: the first try skips the retry lookup, and RPM and TPM share one window.
-# (Lua writes a negative zero as "-0", which HINCRBY refuses: amounts taken
-# away are written 0 - n.)
-ADMIT = (
-    NOW
-    + f"""
-local window, ttl, lease_ms, share = 60000, {WINDOW_TTL_MS}, {LEASE_MS}, {LEASE_SHARE}
-local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cost, nwin, ask = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
-local member = ARGV[4] .. '|1|' .. ARGV[3]
-local marker, record = KEYS[3 + nwin], KEYS[4 + nwin]
-local windowed = rpm > 0 or tpm > 0
-if ARGV[7] == '1' then
-  local admitted, lease = nil, 0
-  if windowed then
-    admitted = redis.call('ZSCORE', KEYS[1], member)
-  else
-    admitted = redis.call('GET', marker)
-  end
-  if admitted then
-    if ask > 0 and redis.call('EXISTS', record) == 1 then lease = ask end
-    return {{'ok', 0, 0, 0, -1, 0, tonumber(admitted), lease}}
-  end
-  ask = 0  -- the first try never got here: no lease, as the worker returns one found on a retry
-end
-local requests, used = 0, 0
-if windowed then
-  local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  if #old > 0 then
-    local gone_r, gone_t = 0, 0
-    for _, entry in ipairs(old) do
-      local r, n = string.match(entry, '|(%d+)|(-?%d+)$')
-      gone_r, gone_t = gone_r + tonumber(r), gone_t + tonumber(n)
-    end
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-    requests = redis.call('HINCRBY', KEYS[2], 'r', 0 - gone_r)
-    used = redis.call('HINCRBY', KEYS[2], 't', 0 - gone_t)
-  else
-    local sums = redis.call('HMGET', KEYS[2], 'r', 't')
-    requests, used = tonumber(sums[1] or '0'), tonumber(sums[2] or '0')
-  end
-  local full
-  if rpm > 0 and requests >= rpm then
-    full = 'rpm'
-  elseif tpm > 0 and used + tokens > tpm then
-    full = 'tpm'
-  end
-  if full then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    local retry = window
-    if oldest[2] then retry = math.max(tonumber(oldest[2]) + window - now, 0) end
-    return {{full, retry, requests, used, -1, 0, now, 0}}
-  end
-end
-local lease = ask
-if rpm > 0 and (rpm - requests - 1) < share * ask then lease = 0 end
-if tpm > 0 and (tpm - used - tokens) < share * ask * tokens then lease = 0 end
-for i = 1, nwin do
-  local spent = redis.call('HGET', KEYS[2 + i], 'spent')
-  if not spent then return {{'missing', 0, requests, used, i - 1, 0, now, 0}} end
-  local limit = tonumber(ARGV[8 + i])
-  spent = tonumber(spent)
-  if spent + cost > limit then
-    return {{'budget', 0, requests, used, i - 1, spent, now, 0}}
-  end
-  if limit - spent - cost < share * ask * cost then lease = 0 end
-end
-if windowed then
-  redis.call('ZADD', KEYS[1], now, member)
-  if lease > 0 then
-    redis.call('ZADD', KEYS[1], now + lease_ms, 'L' .. ARGV[4] .. '|' .. lease .. '|' .. lease * tokens)
-  end
-  redis.call('HINCRBY', KEYS[2], 'r', 1 + lease)
-  redis.call('HINCRBY', KEYS[2], 't', tokens * (1 + lease))
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-else
-  redis.call('SET', marker, now, 'PX', window)
-end
-for i = 1, nwin do redis.call('HINCRBY', KEYS[2 + i], 'spent', cost * (1 + lease)) end
-if lease > 0 then
-  redis.call('HSET', record, 'g', now, 'm', cost * lease, 's', 0,
-             'w', table.concat(KEYS, ',', 3, 2 + nwin))
-  redis.call('PEXPIRE', record, {LEASE_RECORD_TTL_MS})
-  redis.call('ZADD', KEYS[5 + nwin], now + lease_ms, ARGV[4])
-end
-return {{'ok', 0, requests + 1, used + tokens, -1, 0, now, lease}}
-"""
+# The scripts, composed once (gateway/lua/: each file says what it does,
+# its KEYS and ARGV).
+ADMIT = lua.source(
+    "admit.lua",
+    WINDOW_MS=WINDOW_MS,
+    WINDOW_TTL_MS=WINDOW_TTL_MS,
+    LEASE_MS=LEASE_MS,
+    LEASE_SHARE=LEASE_SHARE,
+    LEASE_RECORD_TTL_MS=LEASE_RECORD_TTL_MS,
 )
-
-# KEYS: the key's window, its sums, the lease's record, LEASES, then the
-#       budget windows.
-# ARGV: the lease's window entry, its score, its requests and tokens used,
-#       the request id that asked for it, its micros not used.
-# The lease's entry is replaced by one for the requests it admitted (kept to
-# the same end), and what it did not use leaves the sums and budget counters
-# (those rebuilt since it was granted never held it).
-RELEASE = (
-    GIVE_BACK
-    + """
-local lease = redis.call('HMGET', KEYS[3], 'g', 'x')
-local granted = lease[1]
-if not granted or lease[2] then return 0 end  -- returned already, or reclaimed
-redis.call('DEL', KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[5])
-local member, unused_micros = ARGV[1], tonumber(ARGV[6])
-local lease_r, lease_t = string.match(member, '|(%d+)|(-?%d+)$')
-if redis.call('ZREM', KEYS[1], member) == 1 then
-  local used_r, used_t = tonumber(ARGV[3]), tonumber(ARGV[4])
-  if used_r > 0 then
-    redis.call('ZADD', KEYS[1], ARGV[2], member .. ':used|' .. used_r .. '|' .. used_t)
-  end
-  redis.call('HINCRBY', KEYS[2], 'r', used_r - tonumber(lease_r))
-  redis.call('HINCRBY', KEYS[2], 't', used_t - tonumber(lease_t))
-end
-give_back(5, tonumber(granted), unused_micros)
-return 1
-"""
-)
-
-# KEYS: LEASES, the lease's record, then its budget windows.
-# ARGV: the request id that asked for it.
-# A lease its worker never returned: what its requests did not settle goes
-# back to the budget counters. (Its window entry left the window long ago.)
-# Its record stays, marked reclaimed (`x`), until it expires: a request of
-# the lease settled later adds its whole cost, its reservation being gone.
-RECLAIM = (
-    GIVE_BACK
-    + """
-redis.call('ZREM', KEYS[1], ARGV[1])
-local lease = redis.call('HMGET', KEYS[2], 'g', 'm', 's', 'x')
-if not lease[1] or lease[4] then return 0 end
-redis.call('HSET', KEYS[2], 'x', 1)
-local unused = tonumber(lease[2]) - tonumber(lease[3])
-give_back(3, tonumber(lease[1]), unused)
-return unused
-"""
-)
-
-# KEYS: the key's window, its sums, the record of the lease that admitted the
-#       request (or any name, when none did), then the budget windows.
-# ARGV: admitted at (ms), its window entry's score (ms), request id, token
-#       correction, real cost, reserved cost (micros), 1 if a lease admitted it.
-# A token correction is an entry of its own beside the request's (or its
-# lease's), with the same score: it leaves the window with it. One whose
-# entry has left the window already (or the window itself) is dropped: the
-# tokens left with the entry.
-# A budget counter is a hash: `spent`, and `rebuilt`, when it was (re)built from
-# the usage records. Built before the request was admitted, it holds the
-# reservation: add the correction. Built after, while the request was in
-# flight, it holds neither the reservation nor (the record was not written yet)
-# the real cost: add the real cost. A counter that is gone is skipped: it will
-# be rebuilt from the records, this one included. A request a lease admitted
-# also counts on the lease's record, should the lease have to be reclaimed; a
-# lease reclaimed already took the request's reservation back: add the real
-# cost.
-SETTLE = (
-    NOW
-    + """
-local admitted, dtokens = tonumber(ARGV[1]), tonumber(ARGV[4])
-local cost, reserved = tonumber(ARGV[5]), tonumber(ARGV[6])
-if dtokens ~= 0 and tonumber(ARGV[2]) > now - 60000 and redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3] .. ':settled|0|' .. dtokens)
-  redis.call('HINCRBY', KEYS[2], 't', dtokens)
-end
-if reserved > 0 then
-  local reclaimed = false
-  if ARGV[7] == '1' then
-    local lease = redis.call('HMGET', KEYS[3], 'g', 'x')
-    if lease[2] then
-      reclaimed = true
-    elseif lease[1] then
-      redis.call('HINCRBY', KEYS[3], 's', reserved)
-    end
-  end
-  for i = 4, #KEYS do
-    local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
-    if rebuilt then
-      if tonumber(rebuilt) <= admitted and not reclaimed then
-        redis.call('HINCRBY', KEYS[i], 'spent', cost - reserved)
-      else
-        redis.call('HINCRBY', KEYS[i], 'spent', cost)
-      end
-    end
-  end
-end
-return 0
-"""
-)
-
-# KEYS: the counter. ARGV: spent (micros), seconds to keep it (0: always).
-REBUILD = (
-    NOW
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'rebuilt', now)
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"""
-)
-
-
+RELEASE = lua.source("release.lua")
+RECLAIM = lua.source("reclaim.lua")
+SETTLE = lua.source("settle.lua", WINDOW_MS=WINDOW_MS)
+REBUILD = lua.source("rebuild.lua")
 ADMIT_SCRIPT = Script(ADMIT)
 RELEASE_SCRIPT = Script(RELEASE)
 REBUILD_SCRIPT = Script(REBUILD)
@@ -309,13 +82,6 @@ def sums_key(key_id: int) -> str:
 def lease_record(request_id: str) -> str:
     """The record of the lease the request asked for."""
     return f"pb:lease:{request_id}"
-
-
-@functools.cache
-def _sync_script(client, source: str):
-    """A script for a redis-py client (loaded into a pipeline when Redis does
-    not have it)."""
-    return client.register_script(source)
 
 
 @dataclass(slots=True)
@@ -601,7 +367,7 @@ class RedisLimiter:
         from purebridge.redis import sync_client
 
         client = sync_client()
-        script = _sync_script(client, SETTLE)
+        script = lua.sync_script(client, SETTLE)
         with client.pipeline(transaction=False) as pipe:
             for entry in entries:
                 r = entry.reservation
@@ -627,12 +393,6 @@ class RedisLimiter:
             pipe.execute()
 
 
-def redis_now_ms(client) -> int:
-    """Redis's clock (ms), which the scripts' windows run on."""
-    seconds, micros = client.time()
-    return seconds * 1000 + micros // 1000
-
-
 def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
     """Return the leases that ended more than `older_than_ms` ago and were
     never returned (their worker was killed): what their requests did not
@@ -640,8 +400,8 @@ def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
     from purebridge.redis import sync_client
 
     client = sync_client()
-    script = _sync_script(client, RECLAIM)
-    before = redis_now_ms(client) - older_than_ms
+    script = lua.sync_script(client, RECLAIM)
+    before = lua.redis_now_ms(client) - older_than_ms
     reclaimed = 0
     ended: list[bytes] = client.zrangebyscore(LEASES, "-inf", before)  # type: ignore[assignment]
     for raw in ended:
@@ -705,7 +465,7 @@ def current_rate(key_id: int) -> tuple[int, int]:
     from purebridge.redis import sync_client
 
     client = sync_client()
-    since = redis_now_ms(client) - 60_000
+    since = lua.redis_now_ms(client) - 60_000
     members: list[bytes] = client.zrangebyscore(window_key(key_id), f"({since}", "+inf")  # type: ignore[assignment]
     counts = [member.rsplit(b"|", 2)[1:] for member in members]
     requests = sum(int(r) for r, _ in counts)

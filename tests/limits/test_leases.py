@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.limiter_redis import LEASES, redis_now_ms, window_key
+from gateway.limiter_redis import LEASES, window_key
+from gateway.lua import redis_now_ms
 from tests.helpers import wait_for
 from tests.limits.support import (
     FLAT_COST,
