@@ -14,7 +14,9 @@ Two conventions, and nothing more:
 
 Python runs them with `purebridge.redis_pipe.Script` on the request path and
 `sync_script()` (redis-py) off it, and reads the clock now.lua reads with
-`redis_now_ms()`.
+`redis_now_ms()`. The names of a key's RPM/TPM window, which admit.lua,
+settle.lua and release.lua all write, are here too, for the limiter and the
+leases alike (a lease's own keys are in gateway/leases.py).
 
 The files ship with the source tree, as the templates do: PureBridge runs from
 its checkout and is not installed as a package (pyproject.toml has no
@@ -48,3 +50,13 @@ def redis_now_ms(client) -> int:
     """Redis's clock (ms), which the scripts' windows run on."""
     seconds, micros = client.time()
     return seconds * 1000 + micros // 1000
+
+
+def window_key(key_id: int) -> str:
+    """The key's one-minute window: a sorted set of its admissions."""
+    return f"pb:rl:{key_id}:window"
+
+
+def sums_key(key_id: int) -> str:
+    """The requests (`r`) and tokens (`t`) its window holds."""
+    return f"pb:rl:{key_id}:sums"

@@ -1,5 +1,5 @@
 -- Reclaim a lease its worker never returned (it was killed): what its
--- requests did not settle goes back to the budget counters (gateway/limiter_redis.py
+-- requests did not settle goes back to the budget counters (gateway/leases.py
 -- reclaim_leases). Its window entry left the window long ago.
 --
 -- KEYS: LEASES, the lease's record, then its budget windows.

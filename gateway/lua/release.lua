@@ -1,4 +1,4 @@
--- Return a lease: what its worker did not use goes back (gateway/limiter_redis.py).
+-- Return a lease: what its worker did not use goes back (gateway/leases.py).
 --
 -- KEYS: the key's window, its sums, the lease's record, LEASES, then the
 --       budget windows.
