@@ -4,12 +4,14 @@ One atomic step per request checks RPM and TPM (sliding one-minute windows)
 and the key's total quota, daily and monthly budgets (calendar windows in the
 account's time zone), and reserves the request's worst case: its prompt tokens
 plus its output cap, priced at the model's prices. The reservation is settled to
-the real cost when the usage record is written (usage/recorder.py), and
-released when the request failed before the upstream charged anything.
+the real cost when the usage record is written (settle(), which
+gateway/apps.py hands the usage writer, usage/recorder.py), and released when
+the request failed before the upstream charged anything.
 
-Backends: a Redis Lua script in production (gateway/limiter_redis.py), an
-in-process equivalent in the embedded default (gateway/limiter_local.py). They
-share gateway/limiter.py (the reservation, the verdict) and never import this
+Backends: a Redis Lua script in production (gateway/limiter_redis.py; its
+scripts in gateway/lua/, its leases in gateway/leases.py), an in-process
+equivalent in the embedded default (gateway/limiter_local.py). They share
+gateway/limiter.py (the reservation, the verdict) and never import this
 module; a key's budget windows are usage/budgets.py's, as the budget alerts and
 the console's meters count the same periods.
 Redis down: budgets fail closed (503, retry shortly); RPM and TPM fail open to
