@@ -155,13 +155,16 @@ class LeaseBook:
         self._releasing: set[asyncio.Task] = set()
 
     async def before_asking(
-        self, key_id: int, terms: tuple, reservation: Reservation, loop
+        self, key_id: int, terms: tuple, reservation: Reservation, loop: asyncio.AbstractEventLoop
     ) -> Verdict | None:
-        """Before a request asks Redis (it found no room in the key's lease
-        here): end that lease if it is over, used up or for other limits;
-        wait for a lease another request of the key is asking for, and draw
-        on it. Else None, and `reservation.lease_asked` is the lease this
-        request asks for."""
+        """For a request the key's lease here did not admit (none, over, or
+        no room), before it asks Redis: end that lease if it is over, used up
+        or for other limits; wait for a lease another request of the key is
+        asking for, and draw on it. Else None, and `reservation.lease_asked`
+        is the lease this request asks for.
+
+        (The first draw repeats the one RedisLimiter.admit made inline, which
+        failed and changed nothing: it stays, so the loop reads whole.)"""
         alone = False
         for _ in range(LEASE_WAITS):
             lease = self.held.get(key_id)
@@ -183,7 +186,7 @@ class LeaseBook:
         reservation.lease_asked = 0 if alone else self._lease_size(key_id, loop.time())
         return None
 
-    def ask(self, key_id: int, loop) -> _Seen:
+    def ask(self, key_id: int, loop: asyncio.AbstractEventLoop) -> _Seen:
         """A request asks Redis for a lease of the key: the key's other
         requests here wait for the answer (tell it with ask_over())."""
         seen = self._seen[key_id]  # _lease_size made it
