@@ -10,7 +10,7 @@ from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.errors import GatewayError
 from gateway.http import Request, clean_header_value
-from gateway.limits import Reservation
+from gateway.limiter import Reservation
 from gateway.providers.base import RetryableError
 from gateway.tokens import estimate_chars
 from usage.pricing import cost_usd

@@ -126,7 +126,7 @@ class GatewayApp:
         if settings.REDIS_URL:
             from gateway.limiter_redis import limiter
 
-            await limiter.release_all()
+            await limiter.leases.release_all()
         await sync_to_async(get_recorder().flush, thread_sensitive=False)()
         if settings.REDIS_URL:
             from purebridge.redis import close_loop_clients

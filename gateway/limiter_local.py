@@ -16,9 +16,10 @@ from collections import deque
 
 from django.conf import settings
 
-from gateway import limits
 from gateway.db import run_db
-from gateway.limits import WINDOW_MS, Reservation, Verdict, Window, actual
+from gateway.limiter import WINDOW_MS, Reservation, Verdict, actual, spent_since
+from usage import budgets
+from usage.budgets import Window
 
 
 class LocalLimiter:
@@ -44,13 +45,11 @@ class LocalLimiter:
         verdict = self._admit(key, reservation, windows)
         if verdict.status != "missing":
             return verdict
-        from gateway.limiter_redis import spent_since
-
         for window in windows:
             spent = await run_db(spent_since, key.id, window)
             with self._lock:
                 if self._current(window.key) is None:
-                    ttl = window.ttl(limits.now())
+                    ttl = window.ttl(budgets.now())
                     expires = time.time() + ttl if ttl else None
                     self._spend[window.key] = (spent, expires)
         return self._admit(key, reservation, windows)

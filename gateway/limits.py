@@ -4,11 +4,16 @@ One atomic step per request checks RPM and TPM (sliding one-minute windows)
 and the key's total quota, daily and monthly budgets (calendar windows in the
 account's time zone), and reserves the request's worst case: its prompt tokens
 plus its output cap, priced at the model's prices. The reservation is settled to
-the real cost when the usage record is written (usage/recorder.py), and
-released when the request failed before the upstream charged anything.
+the real cost when the usage record is written (settle(), which
+gateway/apps.py hands the usage writer, usage/recorder.py), and released when
+the request failed before the upstream charged anything.
 
-Backends: a Redis Lua script in production (gateway/limiter_redis.py), an
-in-process equivalent in the embedded default (gateway/limiter_local.py).
+Backends: a Redis Lua script in production (gateway/limiter_redis.py; its
+scripts in gateway/lua/, its leases in gateway/leases.py), an in-process
+equivalent in the embedded default (gateway/limiter_local.py). They share
+gateway/limiter.py (the reservation, the verdict) and never import this
+module; a key's budget windows are usage/budgets.py's, as the budget alerts and
+the console's meters count the same periods.
 Redis down: budgets fail closed (503, retry shortly); RPM and TPM fail open to
 the in-process limiter with each limit divided among the web workers.
 """
@@ -18,120 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from gateway import limiter_local, limiter_redis
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
+from gateway.limiter import WINDOW_MS, Reservation, Verdict
 from gateway.tokens import count_prompt, estimate_prompt_text
+from usage.budgets import MICROS, Window, budget_windows, now, to_micros
 from usage.pricing import MILLION
 
 log = logging.getLogger(__name__)
-WINDOW_MS = 60_000
-MICROS = Decimal(1_000_000)
-
-
-def now() -> datetime:
-    """The wall clock budget windows are computed from (tests move it)."""
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One budget window of one key."""
-
-    name: str  # "daily", "monthly", "total"
-    key: str  # the counter's name
-    limit_micros: int
-    start: datetime | None  # None: since the key was made
-    resets_at: datetime | None
-
-    def ttl(self, at: datetime) -> int | None:
-        """Seconds to keep the window's counter from `at`: a day past its reset
-        (None: for good)."""
-        if self.resets_at is None:
-            return None
-        return int((self.resets_at - at).total_seconds()) + 86_400
-
-
-@dataclass(slots=True)
-class Reservation:
-    key_id: int
-    request_id: str
-    backend: str  # "redis" or "local"
-    admitted_ms: int
-    tokens: int  # reserved against TPM (0: no TPM limit)
-    cost_micros: int  # reserved against every window (0: no budget)
-    windows: tuple[str, ...] = ()
-    # The score of its entry in the key's Redis window (its lease's end when a
-    # lease admitted it), and the lease it asked Redis for (requests).
-    window_ms: int = 0
-    lease_asked: int = 0
-    lease: str = ""  # the request that asked for the lease that admitted it
-
-
-@dataclass(slots=True)
-class Verdict:
-    """What a limiter backend answers."""
-
-    status: str  # "ok", "rpm", "tpm", "budget", "missing"
-    retry_after_ms: int = 0
-    requests: int = 0  # in the current window, this request included
-    tokens: int = 0
-    window_index: int = -1  # for "budget" and "missing"
-    spent_micros: int = 0
-    admitted_ms: int = 0
-    # The limits this backend enforced, when not the key's own (a worker's
-    # share of them while Redis is down).
-    rpm_limit: int = 0
-    tpm_limit: int = 0
-
-
-def to_micros(usd: Decimal) -> int:
-    return math.ceil(usd * MICROS)
-
-
-def budget_windows(key, at: datetime) -> list[Window]:
-    tz = ZoneInfo(key.timezone)
-    local = at.astimezone(tz)
-    windows = []
-    if key.daily_budget_usd is not None:
-        start = datetime.combine(local.date(), datetime.min.time(), tz)
-        resets = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tz)
-        windows.append(
-            Window(
-                "daily",
-                f"pb:spend:{key.id}:d:{local:%Y%m%d}",
-                to_micros(key.daily_budget_usd),
-                start,
-                resets,
-            )
-        )
-    if key.monthly_budget_usd is not None:
-        first = local.date().replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
-        start = datetime.combine(first, datetime.min.time(), tz)
-        resets = datetime.combine(following, datetime.min.time(), tz)
-        windows.append(
-            Window(
-                "monthly",
-                f"pb:spend:{key.id}:m:{local:%Y%m}",
-                to_micros(key.monthly_budget_usd),
-                start,
-                resets,
-            )
-        )
-    if key.quota_usd is not None:
-        windows.append(
-            Window("total", f"pb:spend:{key.id}:total", to_micros(key.quota_usd), None, None)
-        )
-    return windows
 
 
 # key id -> (the key's budget settings, valid from, valid until (epoch s), windows)
@@ -339,8 +246,6 @@ async def admit(
 
 
 async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdict:
-    from gateway import limiter_local, limiter_redis  # they import this module
-
     backend: Any = limiter_local.limiter
     if settings.REDIS_URL:
         backend = limiter_redis.limiter
@@ -386,8 +291,6 @@ def _request_cap(body: dict) -> int | None:
 
 def settle(entries) -> None:
     """Replace reservations with real costs (called by the usage writer thread)."""
-    from gateway import limiter_local, limiter_redis
-
     reserved = [e for e in entries if e.reservation is not None]
     if not reserved:
         return
@@ -404,20 +307,9 @@ def settle(entries) -> None:
                 log.warning("settling %d reservations failed", len(mine), exc_info=True)
 
 
-def actual(entry) -> tuple[int, int]:
-    """Real tokens and cost (micros) of a finished request."""
-    return entry.prompt_tokens + entry.completion_tokens, to_micros(entry.cost_usd)
-
-
-def monotonic_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def current_rate(key_id: int) -> tuple[int, int]:
     """Requests and tokens the key has used in the last minute (for the
     console; read-only, so it may lag a request in flight)."""
-    from gateway import limiter_local, limiter_redis
-
     if settings.REDIS_URL and limiter_redis.usable():
         try:
             return limiter_redis.current_rate(key_id)

@@ -7,10 +7,10 @@ from django.conf import settings
 @shared_task(ignore_result=True)
 def reclaim_leases() -> int:
     """Return the admission leases of web workers that were killed before
-    they could (gateway/limiter_redis.py); idempotent, so overlapping runs
+    they could (gateway/leases.py); idempotent, so overlapping runs
     are harmless."""
     if not settings.REDIS_URL:
         return 0  # the embedded default admits in-process: no leases
-    from gateway.limiter_redis import reclaim_leases as reclaim
+    from gateway.leases import reclaim_leases as reclaim
 
     return reclaim()

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import account_required, current_account
 from console.htmx import HtmxHttpRequest
+from gateway.limits import current_rate
 from gateway.models import CatalogModel
 from keys.forms import KeyForm, RotateForm
 from keys.models import ApiKey
@@ -43,7 +44,9 @@ def key_list(request: HttpRequest) -> HttpResponse:
     account = current_account(request)
     keys = list(ApiKey.objects.filter(account=account))
     spend = spend_by_key(account=account)
-    rows = [(key, spend.get(key.pk), key_meters(api_key=key)) for key in keys]
+    rows = [
+        (key, spend.get(key.pk), key_meters(api_key=key, current_rate=current_rate)) for key in keys
+    ]
     return render(request, "keys/list.html", {"rows": rows})
 
 
@@ -73,7 +76,7 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
         "key": key,
         "summary": usage_summary(account=account, api_key=key),
         "records": usage_recent(account=account, api_key=key, limit=25),
-        "meters": key_meters(api_key=key),
+        "meters": key_meters(api_key=key, current_rate=current_rate),
     }
     return render(request, "keys/detail.html", context)
 

@@ -65,7 +65,7 @@ def _forget_state() -> None:
         from gateway.limiter_redis import limiter
         from purebridge.redis import sync_client
 
-        limiter.forget()
+        limiter.leases.forget()
 
         client = sync_client()
         for key in client.scan_iter(match="pb:*", count=1000):

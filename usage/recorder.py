@@ -11,6 +11,12 @@ entries: `bulk_create` (model instances, field preparation, SQL compilation,
 psycopg's list dumpers for the UNNEST insert) took ~15 % of a busy web worker's
 samples, on a thread that holds the GIL against the event loop. SQLite keeps
 `bulk_create`.
+
+Once a batch is in the database, where a lost budget counter is rebuilt from,
+the writer settles its requests' reservations: admission's settle step
+(gateway.limits.settle), which the gateway hands it at start with
+`settle_with()` (gateway/apps.py), as the usage app does not import the
+gateway.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -44,8 +50,10 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.errors import UniqueViolation
 
-from gateway.limits import Reservation, settle
 from usage.alerts import alerts_check
+
+if TYPE_CHECKING:
+    from gateway.limiter import Reservation
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
@@ -221,7 +229,7 @@ def _write(batch: list[UsageEntry]) -> None:
             _store(batch, _insert_models)
         # Only now that the records are in the database, where a lost counter
         # is rebuilt from, do reservations become real costs.
-        settle(batch)
+        _settle(batch)
         alerts_check(batch)
     finally:
         # Give the connection back (to psycopg's pool in production).
@@ -350,6 +358,25 @@ def _copy_plan(table: str, columns: Iterable[models.Field]) -> tuple[sql.Compose
 _FIELDS = tuple(f.name for f in fields(UsageEntry) if f.name != "reservation")
 _recorder: UsageRecorder | None = None
 _lock = threading.Lock()
+
+Settle = Callable[[list[UsageEntry]], None]
+
+
+def _not_connected(batch: list[UsageEntry]) -> None:
+    reserved = sum(1 for entry in batch if entry.reservation is not None)
+    if reserved:
+        log.error("usage writer has no settle step: %d reservations left as reserved", reserved)
+
+
+_settle: Settle = _not_connected
+
+
+def settle_with(step: Settle) -> None:
+    """Settle each written batch's reservations with `step` (the gateway's
+    gateway.limits.settle, handed over when its app is ready, in every
+    process: web workers, Celery, management commands, tests)."""
+    global _settle
+    _settle = step
 
 
 def get_recorder() -> UsageRecorder:

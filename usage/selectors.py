@@ -9,6 +9,7 @@ and do not line up with midnight in zones with a half-hour offset.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +19,8 @@ from django.utils import timezone
 
 from accounts.models import Account
 from keys.models import ApiKey
+from usage import budgets
+from usage.budgets import MICROS, budget_windows
 from usage.models import UsageRecord
 
 
@@ -122,11 +125,16 @@ class Meter:
         return "full" if self.percent >= 100 else "warn" if self.percent >= 80 else "ok"
 
 
-def key_meters(*, api_key: ApiKey, now: datetime | None = None) -> list[Meter]:
+def key_meters(
+    *,
+    api_key: ApiKey,
+    current_rate: Callable[[int], tuple[int, int]],
+    now: datetime | None = None,
+) -> list[Meter]:
     """Live usage against each limit of the key: budgets from the usage
-    records, RPM and TPM from the limiter's current windows."""
-    from gateway.limits import MICROS, budget_windows, current_rate
-    from gateway.limits import now as clock
+    records, RPM and TPM from the limiter's current windows (`current_rate`:
+    gateway.limits.current_rate, handed in by the caller, as the usage app
+    does not import the gateway)."""
     from usage.services import window_spent
 
     labels = {"daily": "Today", "monthly": "This month", "total": "Total quota"}
@@ -138,7 +146,7 @@ def key_meters(*, api_key: ApiKey, now: datetime | None = None) -> list[Meter]:
             money=True,
             resets_at=w.resets_at,
         )
-        for w in budget_windows(api_key, now or clock())
+        for w in budget_windows(api_key, now or budgets.now())
     ]
     if api_key.rpm_limit or api_key.tpm_limit:
         requests, tokens = current_rate(api_key.pk)

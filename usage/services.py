@@ -14,6 +14,8 @@ from django.db.models.functions import TruncHour
 from django.template.loader import render_to_string
 
 from keys.models import ApiKey
+from usage import budgets
+from usage.budgets import MICROS, budget_windows
 from usage.models import BudgetAlert, UsageHourly, UsageRecord
 
 # Records are written in batches by each web worker; one written a little after
@@ -114,12 +116,10 @@ def window_spent(key_id: int, start: datetime | None) -> Decimal:
 def budget_alerts_send(*, key_id: int) -> int:
     """Email the key's owner about every budget window that has crossed a new
     threshold; each threshold of each window at most once. Returns emails sent."""
-    from gateway.limits import MICROS, budget_windows, now
-
     key = ApiKey.objects.select_related("account").filter(id=key_id).first()
     if key is None:
         return 0
-    at = now()
+    at = budgets.now()
     sent = 0
     for window in budget_windows(key, at):
         spent = window_spent(key.id, window.start)

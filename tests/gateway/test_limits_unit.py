@@ -8,16 +8,10 @@ from decimal import Decimal
 import pytest
 
 from gateway.catalogue import Prices
+from gateway.limiter import Reservation, Verdict
 from gateway.limiter_local import LocalLimiter
-from gateway.limits import (
-    Ask,
-    Reservation,
-    budget_windows,
-    key_windows,
-    output_cap,
-    ratelimit_header_bytes,
-    refusal,
-)
+from gateway.limits import Ask, key_windows, output_cap, ratelimit_header_bytes, refusal
+from usage.budgets import budget_windows
 
 ASK = Ask(10, 1_000, 5, "max_tokens", cap_set=True)
 
@@ -134,7 +128,6 @@ def test_the_local_limiter_settles_budgets_both_ways():
 def test_an_exhausted_budget_says_which_how_much_when_and_not_to_retry():
     key = Key(timezone="Europe/Paris", daily_budget_usd=Decimal(1))
     windows = budget_windows(key, datetime(2026, 11, 25, 10, tzinfo=UTC))
-    from gateway.limits import Verdict
 
     error = refusal(
         key, Verdict("budget", window_index=0, spent_micros=1_000_000), windows, ASK, {}
@@ -148,8 +141,6 @@ def test_an_exhausted_budget_says_which_how_much_when_and_not_to_retry():
 
 
 def test_a_rate_limit_says_when_to_retry():
-    from gateway.limits import Verdict
-
     error = refusal(Key(rpm_limit=60), Verdict("rpm", retry_after_ms=1500), [], ASK, {})
 
     assert error.code == "rate_limit_exceeded"
@@ -157,8 +148,6 @@ def test_a_rate_limit_says_when_to_retry():
 
 
 def test_a_request_bigger_than_tpm_is_told_not_to_retry():
-    from gateway.limits import Verdict
-
     ask = Ask(500, 0, 4096, "max_output_tokens", cap_set=False)
     error = refusal(Key(tpm_limit=100), Verdict("tpm", retry_after_ms=60_000), [], ask, {})
 
@@ -173,8 +162,6 @@ def test_a_request_bigger_than_tpm_is_told_not_to_retry():
 def test_a_budget_with_money_left_names_the_requests_worst_case_and_what_to_lower():
     key = Key(daily_budget_usd=Decimal("0.05"))
     windows = budget_windows(key, datetime(2026, 11, 25, 10, tzinfo=UTC))
-    from gateway.limits import Verdict
-
     ask = Ask(4107, 41_071, 4096, "max_tokens", cap_set=False)
     error = refusal(key, Verdict("budget", window_index=0, spent_micros=22_000), windows, ask, {})
 
@@ -189,8 +176,6 @@ def test_a_budget_with_money_left_names_the_requests_worst_case_and_what_to_lowe
 
 
 def test_ratelimit_headers_count_down():
-    from gateway.limits import Verdict
-
     headers = dict(
         ratelimit_header_bytes(
             Key(rpm_limit=60, tpm_limit=1000), Verdict("ok", requests=3, tokens=250)
@@ -207,7 +192,6 @@ def test_a_client_gone_during_admission_stops_the_request_after_the_verdict(monk
     reserves whether or not anyone waits); admission stops the request once
     the verdict is in, keeping the reservation for its record to release."""
     from gateway import limits
-    from gateway.limits import Verdict
 
     async def slow_decide(key, reservation, windows):
         assert usage.req.admitting
@@ -241,7 +225,6 @@ def _reserved(monkeypatch, prices: Prices, body: dict, choices: int = 1) -> Rese
     """What admission reserves for `body` (prompt "hi", one message) against a
     key with a daily budget."""
     from gateway import limits
-    from gateway.limits import Verdict
 
     async def decide(key, reservation, windows):
         return Verdict("ok", admitted_ms=1)

@@ -333,7 +333,9 @@ def key_info(make_key, redis_client, **limits):
     (counters built already, as after a first request: no database read on
     the way); and a maker of its reservations: reservation(n, tokens, cost)."""
     from gateway.auth import _load
-    from gateway.limits import Reservation, key_windows, now
+    from gateway.limiter import Reservation
+    from gateway.limits import key_windows
+    from usage.budgets import now
 
     key, _ = make_key(**limits)
     info = _load(key.lookup)
@@ -363,7 +365,7 @@ def admit_all(limiters, info, windows, reservations, concurrency: int = 1):
 
         verdicts = await asyncio.gather(*(one(i, r) for i, r in enumerate(reservations)))
         for limiter in limiters:
-            await limiter.release_all()
+            await limiter.leases.release_all()
         return verdicts
 
     return asyncio.run(run())
@@ -385,7 +387,7 @@ def settled(key, reservation, prompt: int, completion: int, cost: str):
 
 def window_sums(redis_client, key) -> tuple[int, int]:
     """The requests and tokens the key's RPM/TPM window holds."""
-    from gateway.limiter_redis import sums_key
+    from gateway.lua import sums_key
 
     sums = redis_client.hgetall(sums_key(key.id))
     return int(sums.get(b"r", 0)), int(sums.get(b"t", 0))

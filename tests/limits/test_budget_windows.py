@@ -20,8 +20,10 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
-    """The clock budget windows are computed from (the in-process server shares it)."""
+    """The clock budget windows are computed from (the in-process server shares
+    it): usage.budgets.now, which admit() reads as gateway.limits.now."""
     clock = Clock()
+    monkeypatch.setattr("usage.budgets.now", lambda: clock.at)
     monkeypatch.setattr("gateway.limits.now", lambda: clock.at)
     return clock
 

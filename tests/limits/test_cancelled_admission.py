@@ -12,7 +12,7 @@ from decimal import Decimal
 import httpx2
 import pytest
 
-from gateway.limiter_redis import sums_key, window_key
+from gateway.lua import sums_key, window_key
 from tests.helpers import post_chat, wait_for
 from tests.limits.support import chat, key_info, spend_counter
 

@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.limiter_redis import LEASES, redis_now_ms, window_key
+from gateway.leases import LEASES
+from gateway.lua import redis_now_ms, window_key
 from tests.helpers import wait_for
 from tests.limits.support import (
     FLAT_COST,
@@ -122,7 +123,8 @@ def test_a_lease_found_again_after_a_lost_reply_is_returned_whole(
     the worker returns at once: when the lost reply was sent is not its to
     know, so neither is how long the lease has left."""
     import purebridge.redis
-    from gateway.limiter_redis import ADMIT_SCRIPT, LEASES, lease_record, limiter
+    from gateway.leases import lease_record
+    from gateway.limiter_redis import ADMIT_SCRIPT, limiter
     from gateway.limits import _decide
 
     key, info, windows, reservation = key_info(
@@ -147,7 +149,7 @@ def test_a_lease_found_again_after_a_lost_reply_is_returned_whole(
         again = await _decide(info, second, windows)  # asks for one: its reply is lost
         await asyncio.sleep(0.1)
         returned = not redis_client.exists(lease_record(second.request_id))
-        await limiter.release_all()
+        await limiter.leases.release_all()
         return first, again, returned
 
     first, again, returned = asyncio.run(run())
@@ -239,7 +241,8 @@ def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis
     settle: at the end the counter holds what they cost, exactly, and a second
     reclaim, or the worker's own return come late (it was only cut off from
     Redis), changes nothing."""
-    from gateway.limiter_redis import LEASE_MS, LEASES, RedisLimiter, reclaim_leases
+    from gateway.leases import LEASE_MS, reclaim_leases
+    from gateway.limiter_redis import RedisLimiter
 
     key, info, windows, reservation = key_info(
         make_key, redis_client, daily_budget_usd=Decimal(100)
@@ -268,14 +271,16 @@ def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis
     assert spend_counter(redis_client, key, "d") == 40 * 700
     assert redis_client.zcard(LEASES) == 0
     assert reclaim_leases(older_than_ms=0) == 0
-    asyncio.run(worker.release_all())  # it was only cut off from Redis: its return comes late
+    # It was only cut off from Redis: its return comes late.
+    asyncio.run(worker.leases.release_all())
     assert spend_counter(redis_client, key, "d") == 40 * 700
 
 
 def test_a_counter_rebuilt_after_a_lease_was_granted_gets_nothing_back(make_key, redis_client):
     """A counter rebuilt from the usage records while a lease was out never
     held the lease: neither its return nor its reclaim takes anything from it."""
-    from gateway.limiter_redis import LEASE_MS, RedisLimiter, reclaim_leases
+    from gateway.leases import LEASE_MS, reclaim_leases
+    from gateway.limiter_redis import RedisLimiter
 
     key, info, windows, reservation = key_info(
         make_key, redis_client, daily_budget_usd=Decimal(100)
@@ -294,7 +299,7 @@ def test_a_counter_rebuilt_after_a_lease_was_granted_gets_nothing_back(make_key,
     rebuilt_at = redis_now_ms(redis_client) + 1
     redis_client.hset(daily.key, mapping={"spent": 5_000, "rebuilt": rebuilt_at})
 
-    asyncio.run(returned.release_all())
+    asyncio.run(returned.leases.release_all())
     time.sleep(LEASE_MS / 1000)
     assert reclaim_leases(older_than_ms=0) == 1
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from gateway.limiter_redis import redis_now_ms, sums_key, window_key
+from gateway.lua import redis_now_ms, sums_key, window_key
 from tests.helpers import USER_HI
 
 

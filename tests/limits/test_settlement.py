@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from gateway.limiter_redis import sums_key
+from gateway.lua import sums_key
 from tests.helpers import post_chat
 from tests.limits.support import FLAT_COST, PROMPT, chat, micros, spend_counter
 

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.limiter_redis import RedisLimiter, redis_now_ms, sums_key, window_key
+from gateway.limiter_redis import RedisLimiter
+from gateway.lua import redis_now_ms, sums_key, window_key
 from tests.limits.support import (
     admit_all,
     key_info,
