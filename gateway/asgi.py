@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from gateway import invalidation
+from gateway import invalidation, journal
 from gateway.accounting import Usage
 from gateway.chat import chat_completions
 from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl
@@ -48,6 +48,7 @@ class GatewayApp:
         self.django_app = django_app
         self._stop = asyncio.Event()
         self._listener: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task | None = None
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -110,6 +111,7 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 if settings.REDIS_URL:
                     self._listener = asyncio.create_task(invalidation.listen(self._stop))
+                    self._heartbeat = asyncio.create_task(journal.keep_alive(self._stop))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._shutdown()
@@ -128,6 +130,10 @@ class GatewayApp:
 
             await limiter.leases.release_all()
         await sync_to_async(get_recorder().flush, thread_sensitive=False)()
+        if self._heartbeat is not None:
+            await self._heartbeat
+            # Whatever was not written in time is the journal's recovery's now.
+            await sync_to_async(journal.retire, thread_sensitive=False)()
         if settings.REDIS_URL:
             from purebridge.redis import close_loop_clients
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from gateway import lua
 from gateway.limiter import Reservation, Verdict
 from gateway.lua import sums_key, window_key
+from gateway.worker import worker_id
 from purebridge.redis_pipe import Script
 from usage.budgets import Window
 
@@ -44,6 +45,9 @@ RELEASE_WAIT_S = 5.0  # a stopping worker waits this long for its returns
 # A lease's record outlives any reclaim (a backstop if none runs).
 LEASE_RECORD_TTL_MS = 24 * 3600_000
 LEASES = "pb:leases"  # every lease not returned yet, scored by its end
+# A worker's own leases not returned yet, scored by their end: if it is
+# killed, the journal's recovery reclaims them at once (gateway/journal.py).
+WORKER_LEASES = "pb:leases:"
 
 RELEASE = lua.source("release.lua")
 RECLAIM = lua.source("reclaim.lua")
@@ -258,10 +262,15 @@ class LeaseBook:
         self._seen = kept
 
     def _grant(self, key_id: int, lease: Lease) -> None:
+        from purebridge.redis import pipe
+
         current = self.held.get(key_id)
         if current is not None:  # granted to another request meanwhile
             self._end(key_id, current)
         self.held[key_id] = lease
+        # Not waited for: it is written before any request it admits goes
+        # upstream, and a failure only leaves the lease to reclaim_leases.
+        pipe().submit("ZADD", WORKER_LEASES + worker_id(), lease.ends_ms, lease.request_id)
         asyncio.get_running_loop().call_at(lease.until, self._end, key_id, lease)
 
     def _end(self, key_id: int, lease: Lease) -> None:
@@ -297,6 +306,7 @@ class LeaseBook:
         while True:
             try:
                 await pipe().evalsha(RELEASE_SCRIPT, [*keys, *lease.windows], argv)
+                pipe().submit("ZREM", WORKER_LEASES + worker_id(), lease.request_id)
                 return
             except Exception:
                 if not failed:
@@ -320,6 +330,28 @@ class LeaseBook:
         self._seen.clear()
 
 
+def reclaim_worker(client, worker: str) -> int:
+    """Return every lease a dead worker held, ended or not (it admits from
+    none of them any more); returns how many."""
+    script = lua.sync_script(client, RECLAIM)
+    held = WORKER_LEASES + worker
+    reclaimed = 0
+    for raw in client.zrange(held, 0, -1):
+        _reclaim(client, script, raw.decode())
+        reclaimed += 1
+    client.delete(held)
+    return reclaimed
+
+
+def _reclaim(client, script, request_id: str) -> None:
+    record = lease_record(request_id)
+    counters = client.hget(record, "w")
+    windows = counters.decode().split(",") if counters else []
+    unused = script(keys=[LEASES, record, *windows], args=[request_id])
+    if unused:
+        log.warning("reclaimed a lease never returned: %s micros", unused)
+
+
 def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
     """Return the leases that ended more than `older_than_ms` ago and were
     never returned (their worker was killed): what their requests did not
@@ -332,12 +364,6 @@ def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
     reclaimed = 0
     ended: list[bytes] = client.zrangebyscore(LEASES, "-inf", before)  # type: ignore[assignment]
     for raw in ended:
-        request_id = raw.decode()
-        record = lease_record(request_id)
-        counters = client.hget(record, "w")
-        windows = counters.decode().split(",") if counters else []  # type: ignore[union-attr]
-        unused = script(keys=[LEASES, record, *windows], args=[request_id])
-        if unused:
-            log.warning("reclaimed a lease never returned: %s micros", unused)
+        _reclaim(client, script, raw.decode())
         reclaimed += 1
     return reclaimed

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
+from gateway import journal
 from gateway.accounting import Usage
 from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.cooldown import cooldowns
@@ -60,8 +61,13 @@ async def open_route(
     """
     if not model.routes:
         raise ServiceUnavailable(f"No upstream route is available for `{model.public_id}`.")
+    routes = route_order(model.routes)[: settings.PUREBRIDGE_MAX_ATTEMPTS]
+    usage.route = routes[0]
+    # Traced before any upstream hears of it: a worker killed from here on
+    # still leaves the request recorded (gateway/journal.py).
+    traced = journal.note(usage)
     last: RetryableError | None = None
-    for route in route_order(model.routes)[: settings.PUREBRIDGE_MAX_ATTEMPTS]:
+    for route in routes:
         usage.route = route
         call.upstream_model = route.upstream_model
         started = time.perf_counter()
@@ -83,6 +89,7 @@ async def open_route(
             usage.attempt(route, exc, started)
             raise
         usage.attempt(route, None, started, status=result[0].status)
+        await journal.confirmed(traced)
         return result
     assert last is not None
     raise last.error

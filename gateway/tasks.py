@@ -14,3 +14,14 @@ def reclaim_leases() -> int:
     from gateway.leases import reclaim_leases as reclaim
 
     return reclaim()
+
+
+@shared_task(ignore_result=True)
+def recover_journals() -> int:
+    """Record the requests of web workers that died mid-request
+    (gateway/journal.py); safe to run twice at once."""
+    if not settings.REDIS_URL:
+        return 0  # the embedded default: one process, no journal
+    from gateway.journal import recover
+
+    return recover()

@@ -109,6 +109,12 @@ class _Connection(asyncio.Protocol):
             self.watchdog = self.loop.call_at(self.loop.time() + self.timeout, self._check)
         return future
 
+    def push(self) -> None:
+        """Write what this turn has queued now, not at the turn's end."""
+        if self.outgoing and self.broken is None and self.transport is not None:
+            self.transport.write(b"".join(self.outgoing))
+            self.outgoing = []
+
     def _flush(self) -> None:
         outgoing, self.outgoing = self.outgoing, None
         if outgoing and self.broken is None and self.transport is not None:
@@ -167,6 +173,18 @@ class RedisPipe:
         if connection is None or connection.broken is not None:
             connection = await self._connect()
         return await connection.send(_pack(args))
+
+    def submit(self, *args: Arg) -> asyncio.Future:
+        """Send one command now, without waiting for its reply: on a connection
+        that is up its bytes are written before this returns, so whatever the
+        caller sends elsewhere next goes out after it. (Otherwise it is sent
+        as soon as a connection is.)"""
+        connection = self._connection
+        if connection is None or connection.broken is not None:
+            return asyncio.ensure_future(self.execute(*args))
+        future = connection.send(_pack(args))
+        connection.push()
+        return future
 
     async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]):
         try:

@@ -220,6 +220,9 @@ CELERY_BEAT_SCHEDULE = {
     "usage-rollup": {"task": "usage.tasks.rollup_usage", "schedule": 60.0},
     # Admission leases a killed web worker never returned.
     "reclaim-leases": {"task": "gateway.tasks.reclaim_leases", "schedule": 60.0},
+    # Usage records of requests whose web worker died mid-request (a dead
+    # worker's journal is found PUREBRIDGE_JOURNAL_TTL after its last sign of life).
+    "recover-journals": {"task": "gateway.tasks.recover_journals", "schedule": 30.0},
 }
 
 # The /v1 hot path.
@@ -257,6 +260,9 @@ PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2
 PUREBRIDGE_MAX_REPORTED_TOKENS = env_int(
     "PUREBRIDGE_MAX_REPORTED_TOKENS", 10_000_000, minimum=1, maximum=2_000_000_000
 )
+# A web worker not heard from for this long is dead: the requests it traced in
+# its journal are recorded by the recover-journals task (gateway/journal.py).
+PUREBRIDGE_JOURNAL_TTL = env_float("PUREBRIDGE_JOURNAL_TTL", 30.0, minimum=1.0)
 # The most choices (`n`) one request may ask for: each is reserved against budgets.
 PUREBRIDGE_MAX_CHOICES = env_int("PUREBRIDGE_MAX_CHOICES", 128, minimum=1, maximum=128)
 

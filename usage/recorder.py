@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
+# The estimate_reason of a record written for a request whose web worker died
+# before it could write one (gateway/journal.py).
+WORKER_LOST = "usage_missing:worker_lost"
 
 
 @dataclass(slots=True)
@@ -224,21 +227,27 @@ def _within(column: models.Field, value: object) -> object:
 def _write(batch: list[UsageEntry]) -> None:
     try:
         if connection.vendor == "postgresql":
-            _store_copying(batch)
+            written = _store_copying(batch)
         else:
             _store(batch, _insert_models)
+            written = batch
         # Only now that the records are in the database, where a lost counter
         # is rebuilt from, do reservations become real costs.
-        _settle(batch)
-        alerts_check(batch)
+        _settle(written)
+        alerts_check(written)
     finally:
         # Give the connection back (to psycopg's pool in production).
         connection.close()
 
 
-def _store_copying(batch: list[UsageEntry]) -> None:
+def _store_copying(batch: list[UsageEntry]) -> list[UsageEntry]:
+    """Write the batch; returns the entries whose reservations are this
+    batch's to settle."""
+    from usage.models import UsageRecord
+
     try:
         _store(batch, _copy)
+        return batch
     except IntegrityError as error:
         if not isinstance(error.__cause__, UniqueViolation):
             raise
@@ -251,7 +260,15 @@ def _store_copying(batch: list[UsageEntry]) -> None:
             "acknowledgement?); writing the others",
             len(batch),
         )
+        # A record the journal's recovery wrote (its worker was taken for
+        # dead) was settled by it: this late one must not settle again.
+        recovered = set(
+            UsageRecord.objects.filter(
+                request_id__in=[e.request_id for e in batch], estimate_reason=WORKER_LOST
+            ).values_list("request_id", flat=True)
+        )
         _store(batch, _insert_models)
+        return [e for e in batch if e.request_id not in recovered]
 
 
 def _store(batch: list[UsageEntry], insert: Callable[[list[UsageEntry]], None]) -> None:

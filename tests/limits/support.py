@@ -54,6 +54,8 @@ MODELS = {
     "flat-slow": f"fake?prompt={PROMPT}&tokens=3&first_ms=500",
     # The same, answering after two seconds.
     "flat-slower": f"fake?prompt={PROMPT}&tokens=3&first_ms=2000",
+    # A stream of 20 chunks over two seconds.
+    "flat-stream": f"fake?prompt={PROMPT}&tokens=20&interval_ms=100",
     # The upstream counts far more prompt tokens than PureBridge did.
     "big-prompt": "fake?prompt=500&tokens=3",
 }
