@@ -20,6 +20,9 @@ string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
     code=S            with status=N: the error `code` (default fake_error)
     error_first=1     stream: the first event is an error event (no chunk before it)
     tool=NAME         answer with a call of tool NAME (tool_args=JSON, default {"x": 1})
+    redirect=N&to=PORT   answer HTTP N (301, 302, 303, 307 or 308) with a Location of the
+                      same path on 127.0.0.1:PORT, as an upstream that moved might
+                      (the server on PORT, if a fake too, answers as if not asked to)
 
 The same server speaks Anthropic's Messages API (`/v1/messages`,
 tests/fake_anthropic.py) and OpenAI's Responses API (`/v1/responses`,
@@ -47,6 +50,13 @@ from tests import fake_anthropic, fake_responses
 from tests.options import options as _options
 
 _ids = itertools.count(1)
+_REDIRECTS: dict[int, type[web.HTTPMove]] = {
+    301: web.HTTPMovedPermanently,
+    302: web.HTTPFound,
+    303: web.HTTPSeeOther,
+    307: web.HTTPTemporaryRedirect,
+    308: web.HTTPPermanentRedirect,
+}
 
 
 def _tool_call(opts: dict, n: int) -> dict:
@@ -101,7 +111,11 @@ class FakeUpstream:
             self.requests.append(
                 {"path": request.path, "headers": dict(request.headers), "body": body}
             )
-        return body, _options(str(body.get("model", ""))), next(_ids)
+        opts = _options(str(body.get("model", "")))
+        if "redirect" in opts and int(opts["to"]) != self.port:  # the target answers
+            location = f"http://127.0.0.1:{opts['to']}{request.path}"
+            raise _REDIRECTS[int(opts["redirect"])](location)
+        return body, opts, next(_ids)
 
     @property
     def base_url(self) -> str:

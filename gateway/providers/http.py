@@ -50,8 +50,15 @@ class HTTPAdapter(Adapter):
         url = self.provider.base_url + path
         try:
             async with asyncio.timeout(self.provider.first_byte_timeout):
+                # Never follow a redirect: its target is a server the operator
+                # never configured, and on the same host the provider's
+                # credentials would go along.
                 response = await get_session().post(
-                    url, data=orjson.dumps(payload), headers=headers, timeout=self._timeout
+                    url,
+                    data=orjson.dumps(payload),
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
                 )
         except TimeoutError:
             raise RetryableError(UpstreamTimeout("The upstream did not answer in time.")) from None
@@ -73,6 +80,8 @@ class HTTPAdapter(Adapter):
                 error = self.error(response.status, raw, retry_after, call)
                 error.upstream_status = response.status
                 raise error
+            if response.status >= 300:
+                raise _redirected(response.status)
             if call.stream and not response.content_type.startswith("text/event-stream"):
                 raise RetryableError(
                     UpstreamError("The upstream answered a stream request without a stream.")
@@ -249,6 +258,15 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
             return await response.content.read(MAX_ERROR_BODY)
     except (TimeoutError, aiohttp.ClientError):
         return b""
+
+
+def _redirected(status: int) -> RetryableError:
+    # The Location is left out: it may name an upstream host.
+    error = RetryableError(
+        UpstreamError(f"The upstream answered with a redirect (HTTP {status}), not followed.")
+    )
+    error.upstream_status = status
+    return error
 
 
 def _retry_after(value: str | None) -> float | None:
