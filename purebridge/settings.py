@@ -224,6 +224,13 @@ CELERY_BEAT_SCHEDULE = {
 
 # The /v1 hot path.
 PUREBRIDGE_MAX_BODY_BYTES = env_int("PUREBRIDGE_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+# The most read from an upstream for one answer: a whole non-streaming body
+# (counted as inflated, so a compressed one cannot pass it) or one event of a
+# stream. Twice the request cap: an answer may echo the request (Responses
+# echoes instructions and tools) and add output of its own.
+PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES = env_int(
+    "PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES", 2 * PUREBRIDGE_MAX_BODY_BYTES, minimum=1024
+)
 PUREBRIDGE_BODY_SHA256_ECHO = env_bool("PUREBRIDGE_BODY_SHA256_ECHO", default=False)
 # How long a worker trusts its in-process copy of a key or the model catalogue
 # when no invalidation message arrives (Redis down, or embedded mode with a

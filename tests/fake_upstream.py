@@ -20,6 +20,9 @@ string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
     code=S            with status=N: the error `code` (default fake_error)
     error_first=1     stream: the first event is an error event (no chunk before it)
     tool=NAME         answer with a call of tool NAME (tool_args=JSON, default {"x": 1})
+    pad=N             the answer's first text (a stream: its first content chunk) is N bytes longer
+    chunked=1         a JSON answer is sent without Content-Length (chunked)
+    gzip=1            a JSON answer is sent compressed (Content-Encoding: gzip)
     redirect=N&to=PORT   answer HTTP N (301, 302, 303, 307 or 308) with a Location of the
                       same path on 127.0.0.1:PORT, as an upstream that moved might
                       (the server on PORT, if a fake too, answers as if not asked to)
@@ -47,6 +50,7 @@ import orjson
 from aiohttp import web
 
 from tests import fake_anthropic, fake_responses
+from tests.options import json_answer
 from tests.options import options as _options
 
 _ids = itertools.count(1)
@@ -157,7 +161,8 @@ class FakeUpstream:
                 body=b"<html>not json", content_type="application/json", headers=headers
             )
         tokens = int(opts.get("tokens", 3))
-        message: dict = {"role": "assistant", "content": " ".join(["tok"] * tokens)}
+        content = " ".join(["tok"] * tokens) + "x" * int(opts.get("pad", 0))
+        message: dict = {"role": "assistant", "content": content}
         if opts.get("tool"):
             message["tool_calls"] = [_tool_call(opts, n)]
         answer = {
@@ -175,9 +180,7 @@ class FakeUpstream:
         }
         if not opts.get("no_usage"):
             answer["usage"] = _usage(opts, tokens)
-        return web.Response(
-            body=orjson.dumps(answer), content_type="application/json", headers=headers
-        )
+        return await json_answer(request, answer, headers, opts)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep before answering; a client that leaves meanwhile counts as gone."""
@@ -258,11 +261,12 @@ class FakeUpstream:
                     return response
                 if interval and i:
                     await asyncio.sleep(interval)
+                text = f"tok{i} " + ("x" * int(opts.get("pad", 0)) if i == 0 else "")
                 await send(
                     {
                         **base,
                         "choices": [
-                            {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
+                            {"index": 0, "delta": {"content": text}, "finish_reason": None}
                         ],
                         **usage_field,
                     }

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import aiohttp
 import orjson
+from django.conf import settings
 
 from gateway.catalogue import ProviderConfig
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
@@ -20,7 +21,7 @@ from gateway.providers.base import (
     UpstreamCall,
     UpstreamReply,
 )
-from gateway.sse import SSEReader
+from gateway.sse import EventTooLarge, SSEReader
 from gateway.upstream import get_session
 
 MAX_ERROR_BODY = 64 * 1024
@@ -95,7 +96,7 @@ class HTTPAdapter(Adapter):
         remaining = self.provider.total_timeout - (time.monotonic() - started)
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
-                raw = await response.read()
+                raw = await _read_capped(response, settings.PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES)
         except TimeoutError:
             raise RetryableError(UpstreamTimeout("The upstream did not finish in time.")) from None
         except aiohttp.ClientError:
@@ -116,6 +117,7 @@ class HTTPAdapter(Adapter):
         p = self.provider
         return EventStream(
             response,
+            max_event=settings.PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES,
             idle=p.idle_timeout,
             first_byte_deadline=started + p.first_byte_timeout,
             deadline=started + p.total_timeout,
@@ -149,12 +151,13 @@ class EventStream:
         self,
         response: aiohttp.ClientResponse,
         *,
+        max_event: int,
         idle: float,
         first_byte_deadline: float,
         deadline: float,
     ) -> None:
         self._response = response
-        self._reader = SSEReader(response.content.readany)
+        self._reader = SSEReader(response.content.readany, max_event)
         self._idle = idle
         self._first_byte_deadline: float | None = first_byte_deadline
         self._deadline = deadline
@@ -181,6 +184,10 @@ class EventStream:
             event = await self._reader.next()
         except aiohttp.ClientError:
             raise UpstreamError("The upstream connection broke mid-stream.") from None
+        except EventTooLarge as exc:
+            raise UpstreamError(
+                f"The upstream sent a stream event larger than the {exc.limit}-byte limit."
+            ) from None
         finally:
             self._reading = False
         if event is not None:
@@ -250,6 +257,30 @@ def error_detail(raw: bytes) -> dict:
 
 def str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole body, or a RetryableError once it passes `cap` bytes, with
+    the connection closed (the rest is never read). Counted as inflated: a
+    small compressed body may still be a large answer."""
+    declared = response.content_length
+    if declared is not None and declared > cap:
+        raise _too_large(response, cap)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        size += len(chunk)
+        if size > cap:
+            raise _too_large(response, cap)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(response: aiohttp.ClientResponse, cap: int) -> RetryableError:
+    response.close()
+    return RetryableError(
+        UpstreamError(f"The upstream's answer is larger than the {cap}-byte limit.")
+    )
 
 
 async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
