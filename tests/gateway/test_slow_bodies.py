@@ -5,6 +5,8 @@ PUREBRIDGE_MAX_PENDING_BODIES a new one is refused at once with 503."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 
 import httpx2
@@ -29,35 +31,48 @@ async def slow_post(
 ) -> tuple[bytes, float]:
     """POST a chat whose body promises 1,000 bytes, sends `first`, then one
     more byte every `drip` seconds (never, if None) until the server answers
-    or closes. What it answered, and after how many seconds."""
+    and closes. What it answered, and after how many seconds."""
+    loop = asyncio.get_running_loop()
     started = time.monotonic()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Authorization: Bearer " + key.encode() + b"\r\n"
-        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + first
-    )
-    dripping = asyncio.create_task(_drip(writer, drip)) if drip else None
-    try:
-        async with asyncio.timeout(20):
-            answer = await reader.read()  # to the end: the server closes the connection
-    except ConnectionResetError:
-        answer = b""
-    finally:
-        if dripping is not None:
-            dripping.cancel()
-        writer.close()
+    with socket.socket() as sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        await loop.sock_sendall(
+            sock,
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer " + key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + first,
+        )
+        dripping = asyncio.create_task(_drip(sock, drip)) if drip else None
+        try:
+            async with asyncio.timeout(20):
+                answer = await _read_to_close(sock)
+        finally:
+            if dripping is not None:
+                dripping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dripping
     return answer, time.monotonic() - started
 
 
-async def _drip(writer: asyncio.StreamWriter, every: float) -> None:
-    try:
+async def _drip(sock: socket.socket, every: float) -> None:
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(ConnectionError):  # the server hung up
         while True:
             await asyncio.sleep(every)
-            writer.write(b" ")
-            await writer.drain()
-    except (ConnectionError, RuntimeError):
-        pass  # the server hung up
+            await loop.sock_sendall(sock, b" ")
+
+
+async def _read_to_close(sock: socket.socket) -> bytes:
+    """Everything the server sent before it closed. A byte of ours it left
+    unread makes the close a reset, which arrives after what it sent (asyncio's
+    StreamReader would drop the answer for the reset: hence a raw socket)."""
+    loop = asyncio.get_running_loop()
+    answer = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await loop.sock_recv(sock, 65536):
+            answer += chunk
+    return answer
 
 
 async def normal_chat(url: str, key: str, after: float) -> httpx2.Response:
