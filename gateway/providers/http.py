@@ -1,6 +1,7 @@
-"""What every HTTP upstream adapter shares: one call with its timeouts, the
-error body read, and the server-sent event stream with first-byte, idle and
-total deadlines. Each provider module adds its paths, headers and quirks."""
+"""What every HTTP upstream adapter shares: one call with its timeouts (and no
+redirects followed), the error body read, the answer read up to its size cap,
+and the server-sent event stream with first-byte, idle and total deadlines.
+Each provider module adds its paths, headers and quirks."""
 
 from __future__ import annotations
 
@@ -265,19 +266,19 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     small compressed body may still be a large answer."""
     declared = response.content_length
     if declared is not None and declared > cap:
-        raise _too_large(response, cap)
+        raise _refuse_oversize(response, cap)
     chunks: list[bytes] = []
     size = 0
     while chunk := await response.content.readany():
         size += len(chunk)
         if size > cap:
-            raise _too_large(response, cap)
+            raise _refuse_oversize(response, cap)
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _too_large(response: aiohttp.ClientResponse, cap: int) -> RetryableError:
-    response.close()
+def _refuse_oversize(response: aiohttp.ClientResponse, cap: int) -> RetryableError:
+    response.close()  # not released to the pool: the rest of the body is unread
     return RetryableError(
         UpstreamError(f"The upstream's answer is larger than the {cap}-byte limit.")
     )
