@@ -79,6 +79,11 @@ class RequestTooLarge(InvalidRequest):
     code = "request_too_large"
 
 
+class RequestTimeout(InvalidRequest):
+    status = 408
+    code = "request_timeout"
+
+
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"

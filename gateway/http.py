@@ -17,13 +17,80 @@ from datetime import UTC, datetime
 import orjson
 from django.conf import settings
 
-from gateway.errors import GatewayError, InvalidApiKey, InvalidRequest, RequestTooLarge
+from gateway.errors import (
+    GatewayError,
+    InvalidApiKey,
+    InvalidRequest,
+    RequestTimeout,
+    RequestTooLarge,
+    ServiceUnavailable,
+)
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 JSON = b"application/json"
 _SAFE_HEADER = frozenset(range(0x20, 0x7F))
+
+
+# An error answered before the whole body was read closes the connection:
+# keeping it would mean reading (and discarding) the rest first.
+CLOSE = {"connection": "close"}
+
+
+class _PendingBodies:
+    """Bodies this worker is receiving in more than one piece right now
+    (bounded by PUREBRIDGE_MAX_PENDING_BODIES)."""
+
+    count = 0
+
+
+class BodyClock:
+    """The deadlines of one body read (PUREBRIDGE_BODY_IDLE_SECONDS between
+    parts, PUREBRIDGE_BODY_TOTAL_SECONDS in all), watched by one timer per
+    request rather than one per part, as EventStream does for upstream events:
+    the timer fires when the read could first be overdue, moves itself on if a
+    part came meanwhile, and otherwise cancels the reading task, which
+    read_body turns into a 408."""
+
+    __slots__ = ("task", "expired", "_loop", "_idle", "_total", "_deadline", "_last", "_timer")
+
+    def __init__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.expired = False
+        self._loop = loop = task.get_loop()
+        self._idle = idle = settings.PUREBRIDGE_BODY_IDLE_SECONDS
+        self._total = total = settings.PUREBRIDGE_BODY_TOTAL_SECONDS
+        now = self._last = loop.time()
+        self._deadline = now + total
+        self._timer = loop.call_at(now + min(idle, total), self._check)
+
+    def touch(self) -> None:
+        self._last = self._loop.time()
+
+    def _check(self) -> None:
+        due = min(self._last + self._idle, self._deadline)
+        if due - self._loop.time() > 0.001:  # uvloop's clock has millisecond steps
+            self._timer = self._loop.call_at(due, self._check)
+            return
+        self.expired = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def timeout(self) -> RequestTimeout:
+        return RequestTimeout(
+            f"The request body did not arrive in time: PureBridge waits {self._idle:g} s "
+            f"for each part of it and {self._total:g} s for all of it.",
+            headers=CLOSE,
+        )
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"Request body is larger than the {limit}-byte limit.")
 
 
 def new_request_id() -> str:
@@ -106,25 +173,56 @@ class Request:
         limit = settings.PUREBRIDGE_MAX_BODY_BYTES
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise RequestTooLarge(f"Request body is larger than the {limit}-byte limit.")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                raise asyncio.CancelledError
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLarge(f"Request body is larger than the {limit}-byte limit.")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        self.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            raise _too_large(limit)
+        clock = BodyClock()
+        try:
+            body, more = await self._body_part()
+            if more:  # most bodies are whole in their first part
+                body = await self._rest_of_body(body, limit, clock)
+            elif len(body) > limit:
+                raise _too_large(limit)
+        except asyncio.CancelledError:
+            if not clock.expired or clock.task.uncancel():
+                raise
+            raise clock.timeout() from None
+        finally:
+            clock.stop()
+        self.body = body
         if settings.PUREBRIDGE_BODY_SHA256_ECHO:
-            digest = hashlib.sha256(self.body).hexdigest().encode()
+            digest = hashlib.sha256(body).hexdigest().encode()
             self.extra_headers.append((b"x-purebridge-body-sha256", digest))
+
+    async def _rest_of_body(self, first: bytes, limit: int, clock: BodyClock) -> bytes:
+        """The body after its first part, when it comes in several: the path
+        where slow clients are, and so where their number is bounded."""
+        if _PendingBodies.count >= settings.PUREBRIDGE_MAX_PENDING_BODIES:
+            raise ServiceUnavailable(
+                "PureBridge is receiving too many request bodies at once; retry shortly.",
+                headers={"retry-after": "1", **CLOSE},
+            )
+        _PendingBodies.count += 1
+        clock.touch()
+        chunks = [first]
+        size = len(first)
+        try:
+            more = True
+            while more:
+                chunk, more = await self._body_part()
+                clock.touch()
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+        finally:
+            _PendingBodies.count -= 1
+        return b"".join(chunks)
+
+    async def _body_part(self) -> tuple[bytes, bool]:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            raise asyncio.CancelledError
+        return message.get("body", b""), message.get("more_body", False)
 
     def json(self) -> dict:
         if not self.body:

@@ -227,6 +227,24 @@ CELERY_BEAT_SCHEDULE = {
 
 # The /v1 hot path.
 PUREBRIDGE_MAX_BODY_BYTES = env_int("PUREBRIDGE_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+# A request body that stops arriving for PUREBRIDGE_BODY_IDLE_SECONDS, or is
+# not all in within PUREBRIDGE_BODY_TOTAL_SECONDS, is answered 408 and its
+# connection closed: a client that sends a byte a second would otherwise hold
+# its worker's memory and task for as long as it likes. 30 s moves the 8 MiB
+# cap over a 2.3 Mbit/s uplink.
+PUREBRIDGE_BODY_IDLE_SECONDS = env_float("PUREBRIDGE_BODY_IDLE_SECONDS", 5.0, minimum=0.1)
+PUREBRIDGE_BODY_TOTAL_SECONDS = env_float("PUREBRIDGE_BODY_TOTAL_SECONDS", 30.0, minimum=0.1)
+# Bodies one worker may be receiving at once when they arrive in more than one
+# piece; past it a new one is refused with 503 (Retry-After: 1). Bounds what
+# slow clients hold: at most this many partial bodies of up to the cap each.
+PUREBRIDGE_MAX_PENDING_BODIES = env_int("PUREBRIDGE_MAX_PENDING_BODIES", 128, minimum=1)
+# The most read from an upstream for one answer: a whole non-streaming body
+# (counted as inflated, so a compressed one cannot pass it) or one event of a
+# stream. Twice the request cap: an answer may echo the request (Responses
+# echoes instructions and tools) and add output of its own.
+PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES = env_int(
+    "PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES", 2 * PUREBRIDGE_MAX_BODY_BYTES, minimum=1024
+)
 PUREBRIDGE_BODY_SHA256_ECHO = env_bool("PUREBRIDGE_BODY_SHA256_ECHO", default=False)
 # How long a worker trusts its in-process copy of a key or the model catalogue
 # when no invalidation message arrives (Redis down, or embedded mode with a

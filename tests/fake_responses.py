@@ -14,7 +14,7 @@ import time
 import orjson
 from aiohttp import web
 
-from tests.options import reported, total
+from tests.options import json_answer, reported, total
 
 
 def _usage(opts: dict, output: int) -> dict:
@@ -75,7 +75,8 @@ async def responses(upstream, request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": error}, status=status, headers=headers)
     upstream.response_ids.add(f"resp_fake{n}")
     tokens = int(opts.get("tokens", 3))
-    text = " ".join(f"tok{i}" for i in range(tokens))
+    pad = "x" * int(opts.get("pad", 0))
+    text = " ".join(f"tok{i}{pad if i == 0 else ''}" for i in range(tokens))
     message = {
         "id": f"msg_fake{n}",
         "type": "message",
@@ -102,9 +103,7 @@ async def responses(upstream, request: web.Request) -> web.StreamResponse:
         if opts.get("invalid_json"):
             return web.Response(body=b"<html>", content_type="application/json", headers=headers)
         answer = _response(n, body, "completed", output, usage)
-        return web.Response(
-            body=orjson.dumps(answer), content_type="application/json", headers=headers
-        )
+        return await json_answer(request, answer, headers, opts)
 
     response = web.StreamResponse(headers={**headers, "content-type": "text/event-stream"})
     await response.prepare(request)
@@ -153,7 +152,7 @@ async def responses(upstream, request: web.Request) -> web.StreamResponse:
                 return response
             if interval and i:
                 await asyncio.sleep(interval)
-            delta = f"tok{i}" if i == 0 else f" tok{i}"
+            delta = f"tok{i}{pad}" if i == 0 else f" tok{i}"
             await send(
                 "response.output_text.delta",
                 {

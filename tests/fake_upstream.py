@@ -24,6 +24,12 @@ string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
     code=S            with status=N: the error `code` (default fake_error)
     error_first=1     stream: the first event is an error event (no chunk before it)
     tool=NAME         answer with a call of tool NAME (tool_args=JSON, default {"x": 1})
+    pad=N             the answer's first text (a stream: its first content chunk) is N bytes longer
+    chunked=1         a JSON answer is sent without Content-Length (chunked)
+    gzip=1            a JSON answer is sent compressed (Content-Encoding: gzip)
+    redirect=N&to=PORT   answer HTTP N (301, 302, 303, 307 or 308) with a Location of the
+                      same path on 127.0.0.1:PORT, as an upstream that moved might
+                      (the server on PORT, if a fake too, answers as if not asked to)
 
 The same server speaks Anthropic's Messages API (`/v1/messages`,
 tests/fake_anthropic.py) and OpenAI's Responses API (`/v1/responses`,
@@ -48,10 +54,17 @@ import orjson
 from aiohttp import web
 
 from tests import fake_anthropic, fake_responses
+from tests.options import json_answer, reported, total
 from tests.options import options as _options
-from tests.options import reported, total
 
 _ids = itertools.count(1)
+_REDIRECTS: dict[int, type[web.HTTPMove]] = {
+    301: web.HTTPMovedPermanently,
+    302: web.HTTPFound,
+    303: web.HTTPSeeOther,
+    307: web.HTTPTemporaryRedirect,
+    308: web.HTTPPermanentRedirect,
+}
 
 
 def _tool_call(opts: dict, n: int) -> dict:
@@ -110,7 +123,11 @@ class FakeUpstream:
             self.requests.append(
                 {"path": request.path, "headers": dict(request.headers), "body": body}
             )
-        return body, _options(str(body.get("model", ""))), next(_ids)
+        opts = _options(str(body.get("model", "")))
+        if "redirect" in opts and int(opts["to"]) != self.port:  # the target answers
+            location = f"http://127.0.0.1:{opts['to']}{request.path}"
+            raise _REDIRECTS[int(opts["redirect"])](location)
+        return body, opts, next(_ids)
 
     @property
     def base_url(self) -> str:
@@ -152,7 +169,8 @@ class FakeUpstream:
                 body=b"<html>not json", content_type="application/json", headers=headers
             )
         tokens = int(opts.get("tokens", 3))
-        message: dict = {"role": "assistant", "content": " ".join(["tok"] * tokens)}
+        content = " ".join(["tok"] * tokens) + "x" * int(opts.get("pad", 0))
+        message: dict = {"role": "assistant", "content": content}
         if opts.get("tool"):
             message["tool_calls"] = [_tool_call(opts, n)]
         answer = {
@@ -170,9 +188,7 @@ class FakeUpstream:
         }
         if not opts.get("no_usage"):
             answer["usage"] = _usage(opts, tokens)
-        return web.Response(
-            body=orjson.dumps(answer), content_type="application/json", headers=headers
-        )
+        return await json_answer(request, answer, headers, opts)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep before answering; a client that leaves meanwhile counts as gone."""
@@ -253,11 +269,12 @@ class FakeUpstream:
                     return response
                 if interval and i:
                     await asyncio.sleep(interval)
+                text = f"tok{i} " + ("x" * int(opts.get("pad", 0)) if i == 0 else "")
                 await send(
                     {
                         **base,
                         "choices": [
-                            {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
+                            {"index": 0, "delta": {"content": text}, "finish_reason": None}
                         ],
                         **usage_field,
                     }

@@ -1,6 +1,7 @@
-"""What every HTTP upstream adapter shares: one call with its timeouts, the
-error body read, and the server-sent event stream with first-byte, idle and
-total deadlines. Each provider module adds its paths, headers and quirks."""
+"""What every HTTP upstream adapter shares: one call with its timeouts (and no
+redirects followed), the error body read, the answer read up to its size cap,
+and the server-sent event stream with first-byte, idle and total deadlines.
+Each provider module adds its paths, headers and quirks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import aiohttp
 import orjson
+from django.conf import settings
 
 from gateway.catalogue import ProviderConfig
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
@@ -20,7 +22,7 @@ from gateway.providers.base import (
     UpstreamCall,
     UpstreamReply,
 )
-from gateway.sse import SSEReader
+from gateway.sse import EventTooLarge, SSEReader
 from gateway.upstream import get_session
 
 MAX_ERROR_BODY = 64 * 1024
@@ -50,8 +52,15 @@ class HTTPAdapter(Adapter):
         url = self.provider.base_url + path
         try:
             async with asyncio.timeout(self.provider.first_byte_timeout):
+                # Never follow a redirect: its target is a server the operator
+                # never configured, and on the same host the provider's
+                # credentials would go along.
                 response = await get_session().post(
-                    url, data=orjson.dumps(payload), headers=headers, timeout=self._timeout
+                    url,
+                    data=orjson.dumps(payload),
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
                 )
         except TimeoutError:
             raise RetryableError(UpstreamTimeout("The upstream did not answer in time.")) from None
@@ -73,6 +82,8 @@ class HTTPAdapter(Adapter):
                 error = self.error(response.status, raw, retry_after, call)
                 error.upstream_status = response.status
                 raise error
+            if response.status >= 300:
+                raise _redirected(response.status)
             if call.stream and not response.content_type.startswith("text/event-stream"):
                 raise RetryableError(
                     UpstreamError("The upstream answered a stream request without a stream.")
@@ -86,7 +97,7 @@ class HTTPAdapter(Adapter):
         remaining = self.provider.total_timeout - (time.monotonic() - started)
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
-                raw = await response.read()
+                raw = await _read_capped(response, settings.PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES)
         except TimeoutError:
             raise RetryableError(UpstreamTimeout("The upstream did not finish in time.")) from None
         except aiohttp.ClientError:
@@ -107,6 +118,7 @@ class HTTPAdapter(Adapter):
         p = self.provider
         return EventStream(
             response,
+            max_event=settings.PUREBRIDGE_MAX_UPSTREAM_BODY_BYTES,
             idle=p.idle_timeout,
             first_byte_deadline=started + p.first_byte_timeout,
             deadline=started + p.total_timeout,
@@ -140,12 +152,13 @@ class EventStream:
         self,
         response: aiohttp.ClientResponse,
         *,
+        max_event: int,
         idle: float,
         first_byte_deadline: float,
         deadline: float,
     ) -> None:
         self._response = response
-        self._reader = SSEReader(response.content.readany)
+        self._reader = SSEReader(response.content.readany, max_event)
         self._idle = idle
         self._first_byte_deadline: float | None = first_byte_deadline
         self._deadline = deadline
@@ -172,6 +185,10 @@ class EventStream:
             event = await self._reader.next()
         except aiohttp.ClientError:
             raise UpstreamError("The upstream connection broke mid-stream.") from None
+        except EventTooLarge as exc:
+            raise UpstreamError(
+                f"The upstream sent a stream event larger than the {exc.limit}-byte limit."
+            ) from None
         finally:
             self._reading = False
         if event is not None:
@@ -243,12 +260,45 @@ def str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole body, or a RetryableError once it passes `cap` bytes, with
+    the connection closed (the rest is never read). Counted as inflated: a
+    small compressed body may still be a large answer."""
+    declared = response.content_length
+    if declared is not None and declared > cap:
+        raise _refuse_oversize(response, cap)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        size += len(chunk)
+        if size > cap:
+            raise _refuse_oversize(response, cap)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _refuse_oversize(response: aiohttp.ClientResponse, cap: int) -> RetryableError:
+    response.close()  # not released to the pool: the rest of the body is unread
+    return RetryableError(
+        UpstreamError(f"The upstream's answer is larger than the {cap}-byte limit.")
+    )
+
+
 async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
     try:
         async with asyncio.timeout(10):
             return await response.content.read(MAX_ERROR_BODY)
     except (TimeoutError, aiohttp.ClientError):
         return b""
+
+
+def _redirected(status: int) -> RetryableError:
+    # The Location is left out: it may name an upstream host.
+    error = RetryableError(
+        UpstreamError(f"The upstream answered with a redirect (HTTP {status}), not followed.")
+    )
+    error.upstream_status = status
+    return error
 
 
 def _retry_after(value: str | None) -> float | None:

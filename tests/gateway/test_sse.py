@@ -2,10 +2,12 @@
 
 import asyncio
 
-from gateway.sse import SSEReader
+import pytest
+
+from gateway.sse import EventTooLarge, SSEReader
 
 
-def events_of(*reads: bytes) -> list[tuple[bytes, bytes]]:
+def events_of(*reads: bytes, max_event: int = 1 << 20) -> list[tuple[bytes, bytes]]:
     """Every event SSEReader yields when the upstream's bytes arrive in these reads."""
     pending = list(reads)
 
@@ -13,7 +15,7 @@ def events_of(*reads: bytes) -> list[tuple[bytes, bytes]]:
         return pending.pop(0) if pending else b""
 
     async def collect() -> list[tuple[bytes, bytes]]:
-        reader = SSEReader(read)
+        reader = SSEReader(read, max_event)
         found = []
         while (event := await reader.next()) is not None:
             found.append(event)
@@ -51,3 +53,31 @@ def test_event_names_are_kept():
 
 def test_a_last_event_without_its_blank_line_is_still_read():
     assert events_of(b"data: last\n") == [(b"", b"last")]
+
+
+def test_bytes_without_an_event_boundary_past_the_bound_raise_after_the_events_before():
+    found = []
+
+    async def collect() -> None:
+        reads = [b"data: a\n\ndata: " + b"x" * 60, b"x" * 60, b"never ends"]
+        reader = SSEReader(lambda: _pop(reads), max_event=100)
+        while (event := await reader.next()) is not None:
+            found.append(event)
+
+    with pytest.raises(EventTooLarge):
+        asyncio.run(collect())
+    assert found == [(b"", b"a")]
+
+
+def test_a_whole_event_past_the_bound_in_one_read_raises():
+    with pytest.raises(EventTooLarge):
+        events_of(b"data: " + b"x" * 200 + b"\n\ndata: b\n\n", max_event=100)
+
+
+def test_an_event_at_the_bound_is_read():
+    data = b"x" * 94
+    assert events_of(b"data: " + data + b"\n\n", max_event=100) == [(b"", data)]
+
+
+async def _pop(reads: list[bytes]) -> bytes:
+    return reads.pop(0) if reads else b""

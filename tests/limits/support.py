@@ -114,7 +114,9 @@ class Gunicorn:
     """`gunicorn purebridge.asgi:application -k uvicorn_worker.UvicornWorker -w N`
     on the test database, as production runs it."""
 
-    def __init__(self, log: Path, *, redis_url: str, workers: int = 2) -> None:
+    def __init__(
+        self, log: Path, *, redis_url: str, workers: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.log = log
         self.workers = workers
         self.port = free_port()
@@ -131,6 +133,7 @@ class Gunicorn:
             # What the process count is when Redis is down (rate limits per process).
             "WEB_CONCURRENCY": str(workers),
             "LOG_LEVEL": "info",
+            **(env or {}),
         }
         self.process: subprocess.Popen | None = None
 
@@ -203,11 +206,16 @@ class Gunicorn:
 
 
 @contextlib.contextmanager
-def gunicorn_in(tmp_path_factory, folder: str, redis_url: str = "") -> Iterator[Gunicorn]:
+def gunicorn_in(
+    tmp_path_factory, folder: str, redis_url: str = "", env: dict[str, str] | None = None
+) -> Iterator[Gunicorn]:
     """A Gunicorn started with its log in a new folder of the test run's, and
-    stopped afterwards; on the test Redis unless given another."""
+    stopped afterwards; on the test Redis unless given another, with `env`
+    added to its environment."""
     server = Gunicorn(
-        tmp_path_factory.mktemp(folder) / "gunicorn.log", redis_url=redis_url or settings.REDIS_URL
+        tmp_path_factory.mktemp(folder) / "gunicorn.log",
+        redis_url=redis_url or settings.REDIS_URL,
+        env=env,
     )
     server.start()
     try:
