@@ -25,7 +25,6 @@ before the journal.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from datetime import datetime
@@ -96,9 +95,10 @@ def _trace(usage) -> dict:
         cached_tokens=0,
         completion_tokens=0,
     )
-    reservation = usage.reservation
+    # orjson writes the datetime and the reservation (a dataclass) itself,
+    # many times faster than isoformat() and dataclasses.asdict().
     return {
-        "created_at": usage.req.received_at.isoformat(),
+        "created_at": usage.req.received_at,
         "endpoint": usage.endpoint,
         "account_id": key.account_id,
         "api_key_id": key.id,
@@ -109,7 +109,7 @@ def _trace(usage) -> dict:
         "prompt_tokens": usage.prompt_estimate,
         "cost_usd": str(prompt_cost),
         "client_request_id": usage.client_request_id,
-        "reservation": dataclasses.asdict(reservation) if reservation else None,
+        "reservation": usage.reservation,
     }
 
 

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "keys",
     "gateway",
     "usage",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,9 @@ CELERY_BEAT_SCHEDULE = {
     # Usage records of requests whose web worker died mid-request (a dead
     # worker's journal is found PUREBRIDGE_JOURNAL_TTL after its last sign of life).
     "recover-journals": {"task": "gateway.tasks.recover_journals", "schedule": 30.0},
+    # The books checked (balance = entries, usage debits = usage records);
+    # differences are logged as errors.
+    "reconcile-books": {"task": "billing.tasks.reconcile_books", "schedule": 3600.0},
 }
 
 # The /v1 hot path.

@@ -229,7 +229,7 @@ def _write(batch: list[UsageEntry]) -> None:
         if connection.vendor == "postgresql":
             written = _store_copying(batch)
         else:
-            _store(batch, _insert_models)
+            _store(batch, _insert_models, skip_existing=True)
             written = batch
         # Only now that the records are in the database, where a lost counter
         # is rebuilt from, do reservations become real costs.
@@ -246,7 +246,7 @@ def _store_copying(batch: list[UsageEntry]) -> list[UsageEntry]:
     from usage.models import UsageRecord
 
     try:
-        _store(batch, _copy)
+        _store(batch, _copy, skip_existing=False)
         return batch
     except IntegrityError as error:
         if not isinstance(error.__cause__, UniqueViolation):
@@ -267,22 +267,37 @@ def _store_copying(batch: list[UsageEntry]) -> list[UsageEntry]:
                 request_id__in=[e.request_id for e in batch], estimate_reason=WORKER_LOST
             ).values_list("request_id", flat=True)
         )
-        _store(batch, _insert_models)
+        _store(batch, _insert_models, skip_existing=True)
         return [e for e in batch if e.request_id not in recovered]
 
 
-def _store(batch: list[UsageEntry], insert: Callable[[list[UsageEntry]], None]) -> None:
-    """The records and their keys' last use in one transaction: one commit per
-    batch, and a batch whose UPDATE fails is retried whole, not found half
-    written."""
+def _store(
+    batch: list[UsageEntry], insert: Callable[[list[UsageEntry]], None], *, skip_existing: bool
+) -> None:
+    """The records, their keys' last use and what follows them in the books
+    (`on_store`) in one transaction: one commit per batch, and a batch whose
+    UPDATE fails is retried whole, not found half written. With
+    `skip_existing`, records already there (a retry after a lost
+    acknowledgement) are neither written nor booked again."""
     from keys.models import ApiKey
+    from usage.models import UsageRecord
 
     with transaction.atomic():
-        insert(batch)
+        fresh = batch
+        if skip_existing:
+            there = set(
+                UsageRecord.objects.filter(
+                    request_id__in=[e.request_id for e in batch]
+                ).values_list("request_id", flat=True)
+            )
+            fresh = [e for e in batch if e.request_id not in there]
+        insert(fresh)
         last_used = {e.api_key_id for e in batch if e.api_key_id is not None and e.status != 401}
         if last_used:
             now = max(entry.created_at for entry in batch)
             ApiKey.objects.filter(id__in=last_used).update(last_used_at=now)
+        for step in _on_store:
+            step(fresh)
 
 
 def _insert_models(batch: list[UsageEntry]) -> None:
@@ -386,6 +401,15 @@ def _not_connected(batch: list[UsageEntry]) -> None:
 
 
 _settle: Settle = _not_connected
+_on_store: list[Settle] = []
+
+
+def on_store(step: Settle) -> None:
+    """Run `step` on each batch's new records inside the transaction that
+    writes them (billing debits the accounts' balances there), in every
+    process that writes records."""
+    if step not in _on_store:
+        _on_store.append(step)
 
 
 def settle_with(step: Settle) -> None:

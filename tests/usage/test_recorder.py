@@ -107,8 +107,8 @@ def test_a_batch_whose_acknowledgement_was_lost_is_retried_and_recorded_once(
     store = recorder._store
     lost = []
 
-    def store_then_lose_the_first_acknowledgement(batch, *how):
-        store(batch, *how)
+    def store_then_lose_the_first_acknowledgement(batch, *how, **options):
+        store(batch, *how, **options)
         if not lost:
             lost.append(len(batch))
             raise OperationalError("server closed the connection unexpectedly")
