@@ -57,7 +57,7 @@ class ConfigReport:
     removed: list[str] = field(default_factory=list)
 
 
-def _check_keys(where: str, entry: object, allowed: set[str], required: tuple[str, ...]) -> dict:
+def check_keys(where: str, entry: object, allowed: set[str], required: tuple[str, ...]) -> dict:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a table")
     unknown = set(entry) - allowed
@@ -69,7 +69,7 @@ def _check_keys(where: str, entry: object, allowed: set[str], required: tuple[st
     return entry
 
 
-def _decimal(where: str, value: object) -> Decimal:
+def decimal_value(where: str, value: object) -> Decimal:
     try:
         result = Decimal(str(value))
     except InvalidOperation:
@@ -112,13 +112,14 @@ def _provider_fields(where: str, entry: dict) -> dict:
 @transaction.atomic
 def config_apply(document: dict, *, prune: bool = False) -> ConfigReport:
     report = ConfigReport()
-    unknown = set(document) - {"providers", "models"}
+    # [[plans]] are billing's (billing/config.py; loadconfig applies both).
+    unknown = set(document) - {"providers", "models", "plans"}
     if unknown:
         raise ConfigError(f"unknown top-level table(s): {', '.join(sorted(unknown))}")
     providers = {}
     for i, entry in enumerate(document.get("providers", [])):
         where = f"providers[{i}]"
-        entry = _check_keys(where, entry, PROVIDER_KEYS, ("name",))
+        entry = check_keys(where, entry, PROVIDER_KEYS, ("name",))
         providers[entry["name"]] = _apply_provider(where, entry, report)
     for i, entry in enumerate(document.get("models", [])):
         _apply_model(f"models[{i}]", entry, providers, report)
@@ -146,7 +147,7 @@ def _apply_provider(where: str, entry: dict, report: ConfigReport) -> Provider:
     if provider is None:
         provider = Provider(name=entry["name"], **parsed["fields"])
         provider.api_key = parsed["api_key"]
-        _save(where, provider)
+        save(where, provider)
         report.created.append(label)
         return provider
     changed = any(getattr(provider, k) != v for k, v in parsed["fields"].items())
@@ -155,7 +156,7 @@ def _apply_provider(where: str, entry: dict, report: ConfigReport) -> Provider:
         for k, v in parsed["fields"].items():
             setattr(provider, k, v)
         provider.api_key = parsed["api_key"]
-        _save(where, provider)
+        save(where, provider)
         report.updated.append(label)
     else:
         report.unchanged.append(label)
@@ -163,13 +164,13 @@ def _apply_provider(where: str, entry: dict, report: ConfigReport) -> Provider:
 
 
 def _apply_model(where: str, entry: object, providers: dict, report: ConfigReport) -> None:
-    entry = _check_keys(where, entry, MODEL_KEYS, ("id",))
+    entry = check_keys(where, entry, MODEL_KEYS, ("id",))
     fields: dict = {
         "enabled": bool(entry.get("enabled", True)),
         "owned_by": entry.get("owned_by", ""),
     }
     for name in PRICES:
-        fields[name] = _decimal(f"{where}.{name}", entry.get(name, "0"))
+        fields[name] = decimal_value(f"{where}.{name}", entry.get(name, "0"))
     cap = entry.get("default_max_output_tokens", 4096)
     if not isinstance(cap, int) or cap < 1:
         raise ConfigError(f"{where}.default_max_output_tokens: must be a whole number of 1 or more")
@@ -183,7 +184,7 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
         )
     fields["max_output_tokens"] = most
     fields["cache_write_per_mtok"] = (
-        _decimal(f"{where}.cache_write_per_mtok", entry["cache_write_per_mtok"])
+        decimal_value(f"{where}.cache_write_per_mtok", entry["cache_write_per_mtok"])
         if "cache_write_per_mtok" in entry
         else None
     )
@@ -193,7 +194,7 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
     wanted = []
     for j, route in enumerate(routes):
         rwhere = f"{where}.routes[{j}]"
-        route = _check_keys(rwhere, route, ROUTE_KEYS, ("provider", "upstream_model"))
+        route = check_keys(rwhere, route, ROUTE_KEYS, ("provider", "upstream_model"))
         provider = (
             providers.get(route["provider"])
             or Provider.objects.filter(name=route["provider"]).first()
@@ -220,7 +221,7 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
     if changed:
         for k, v in fields.items():
             setattr(model, k, v)
-        _save(where, model)
+        save(where, model)
     current = sorted(
         model.routes.values_list("provider_id", "upstream_model", "priority", "weight", "enabled")
     )
@@ -239,7 +240,7 @@ def _apply_model(where: str, entry: object, providers: dict, report: ConfigRepor
     (report.created if created else report.updated if changed else report.unchanged).append(label)
 
 
-def _save(where: str, obj) -> None:
+def save(where: str, obj) -> None:
     try:
         obj.full_clean()
     except ValidationError as exc:

@@ -3,19 +3,21 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from billing.config import plans_apply
 from gateway.config import ConfigError, config_apply
 
 
 class Command(BaseCommand):
-    help = "Create or update providers and models from a TOML file (idempotent)."
+    help = "Create or update providers, models and plans from a TOML file (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
         parser.add_argument(
             "--prune",
             action="store_true",
-            help="Delete providers and models that the file does not name.",
+            help="Delete providers and models that the file does not name; deactivate such plans.",
         )
 
     def handle(self, *args, file: Path, prune: bool, **options):
@@ -26,7 +28,9 @@ class Command(BaseCommand):
         except tomllib.TOMLDecodeError as exc:
             raise CommandError(f"{file}: invalid TOML: {exc}") from None
         try:
-            report = config_apply(document, prune=prune)
+            with transaction.atomic():
+                report = config_apply(document, prune=prune)
+                plans_apply(document.get("plans", []), prune=prune, report=report)
         except ConfigError as exc:
             raise CommandError(f"{file}: {exc}") from None
         for verb, items in (
