@@ -6,16 +6,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.core.mail import send_mail
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
-from django.template.loader import render_to_string
 
 from keys.models import ApiKey
 from usage import budgets
 from usage.budgets import MICROS, budget_windows
+from usage.emails import budget_alert
 from usage.models import BudgetAlert, UsageHourly, UsageRecord
 
 # Records are written in batches by each web worker; one written a little after
@@ -102,7 +102,6 @@ def _rollup_hour(hour: datetime) -> int:
 
 
 THRESHOLDS = (50, 80, 100)  # percent of a budget that trigger an email
-WINDOW_LABELS = {"daily": "daily budget", "monthly": "monthly budget", "total": "total quota"}
 
 
 def window_spent(key_id: int, start: datetime | None) -> Decimal:
@@ -161,32 +160,32 @@ def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: d
             continue
     if not fresh or not recipient:
         return False
-    context = {
-        "key": key,
-        "window": WINDOW_LABELS[window.name],
-        "period": period,
-        "threshold": max(fresh),
-        "spent": spent.quantize(Decimal("0.01")),
-        "limit": limit.quantize(Decimal("0.01")),
-        # In the account's time zone, as the window itself.
-        "resets_at": window.resets_at.strftime("%Y-%m-%d %H:%M %Z") if window.resets_at else "",
-        "key_url": f"{settings.PUREBRIDGE_CONSOLE_URL}/keys/{key.id}/",
-    }
-    subject = render_to_string("usage/email/budget-alert-subject.txt", context).strip()
-    send_mail(
-        subject,
-        render_to_string("usage/email/budget-alert.txt", context),
-        None,
-        [recipient],
-        html_message=render_to_string("usage/email/budget-alert.html", context),
-    )
+    budget_alert(
+        key,
+        window=window.name,
+        period=period,
+        threshold=max(fresh),
+        spent=spent,
+        limit=limit,
+        resets_at=window.resets_at,
+        recipient=recipient,
+    ).send()
     return True
 
 
 def _recipient(key: ApiKey) -> str:
-    if key.notification_email:
-        return key.notification_email
-    if key.account.notification_email:
-        return key.account.notification_email
+    """The key's notification email, else the account's, else its owner's: the
+    first that is a valid address (so one line, never a header of its own)."""
+    for address in (key.notification_email, key.account.notification_email):
+        if _valid(address):
+            return address
     owner = key.account.users.order_by("date_joined").values_list("email", flat=True).first()
-    return owner or ""
+    return owner if owner and _valid(owner) else ""
+
+
+def _valid(address: str) -> bool:
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True

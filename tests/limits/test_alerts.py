@@ -4,6 +4,7 @@ in this process or on real Celery workers."""
 from __future__ import annotations
 
 import email
+import email.policy
 import itertools
 import os
 import re
@@ -236,3 +237,44 @@ def test_the_alert_goes_to_the_account_or_its_owner_without_a_key_email(
     budget_alerts_send(key_id=other.id)
 
     assert [m.to for m in mailoutbox] == [["owner@example.com"], ["team@example.com"]]
+
+
+def test_a_key_named_with_a_line_break_still_gets_its_alert_with_no_header_added(
+    make_key, mailoutbox
+):
+    """A key made before names were checked (createapikey took any name): its
+    alert goes out with the name on one line, to the owner alone."""
+    key, _ = make_key(
+        name="x\r\nBcc: a@evil.example",
+        daily_budget_usd=Decimal("1.00"),
+        notification_email=RECIPIENT,
+    )
+    spend(key, "0.85")
+
+    assert budget_alerts_send(key_id=key.id) == 1
+
+    [message] = mailoutbox
+    assert message.recipients() == [RECIPIENT]
+    assert message.subject == (
+        '[PureBridge] Key "x Bcc: a@evil.example" has used 80% of its daily budget'
+    )
+    sent = email.message_from_bytes(message.message().as_bytes(), policy=email.policy.default)
+    assert "bcc" not in {name.lower() for name in sent}
+    assert sent.get_all("To") == [RECIPIENT]
+    assert sent["Subject"] == message.subject
+    assert 'Your API key "x Bcc: a@evil.example"' in message.body
+
+
+def test_the_subject_and_text_keep_the_key_name_as_typed_and_the_html_escapes_it(
+    make_key, mailoutbox
+):
+    name = 'R&D "nightly" <agent>'
+    key, _ = make_key(name=name, daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.85")
+
+    budget_alerts_send(key_id=key.id)
+
+    [message] = mailoutbox
+    assert message.subject == f'[PureBridge] Key "{name}" has used 80% of its daily budget'
+    assert f'Your API key "{name}"' in message.body
+    assert "R&amp;D &quot;nightly&quot; &lt;agent&gt;" in message.alternatives[0][0]
