@@ -1,8 +1,8 @@
-"""Folding usage records into hourly aggregates."""
+"""Folding usage records into hourly aggregates, and budget alerts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -17,32 +17,28 @@ from usage import budgets
 from usage.budgets import MICROS, budget_windows
 from usage.emails import budget_alert
 from usage.models import BudgetAlert, UsageHourly, UsageRecord
+from usage.watermarks import reading
 
-# Records are written in batches by each web worker; one written a little after
-# the previous run may carry an older created_at. Each run re-reads this much
-# before its watermark so no record is missed (the aggregates are recomputed,
-# not incremented, so re-reading is harmless).
-OVERLAP = timedelta(minutes=5)
+ROLLUP = "usage-rollup"
+ALERT_SWEEP = "budget-alerts"
 
 
 def usage_rollup(*, since: datetime | None = None) -> int:
-    """Recompute every hour touched by records written since `since`.
+    """Recompute every hour touched by the records written since the last run
+    (usage/watermarks.py), or since `since` if that is earlier, in one
+    transaction with the watermark. Returns the hourly rows written.
 
-    Returns the number of hourly rows written. Idempotent.
+    Idempotent: a run killed midway leaves nothing (its transaction rolls
+    back) and the next run, or the same task delivered again, redoes it.
     """
-    if since is None:
-        latest = UsageHourly.objects.order_by("-hour").values_list("hour", flat=True).first()
-        since = (latest - OVERLAP) if latest else datetime.min.replace(tzinfo=UTC)
-    hours = (
-        UsageRecord.objects.filter(recorded_at__gte=since, account__isnull=False)
-        .annotate(h=TruncHour("created_at"))
-        .values_list("h", flat=True)
-        .distinct()
-    )
-    written = 0
-    for hour in sorted(set(hours)):
-        written += _rollup_hour(hour)
-    return written
+    with reading(ROLLUP, since=since) as start:
+        hours = (
+            UsageRecord.objects.filter(recorded_at__gte=start, account__isnull=False)
+            .annotate(h=TruncHour("created_at"))
+            .values_list("h", flat=True)
+            .distinct()
+        )
+        return sum(_rollup_hour(hour) for hour in sorted(set(hours)))
 
 
 def _rollup_hour(hour: datetime) -> int:

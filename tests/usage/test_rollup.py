@@ -9,11 +9,13 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from django.db import connection, transaction
 
-from tests.helpers import celery_worker_command, database_url_for_tests, wait_for
+from tests.helpers import celery_worker_command, database_url_for_tests, usage_entry, wait_for
+from usage import recorder
 from usage.models import UsageHourly, UsageRecord
 from usage.services import usage_rollup
 
@@ -197,6 +199,97 @@ def test_two_overlapping_rollups_of_the_same_hour_both_succeed(make_key, record)
     assert errors == []
     [row] = UsageHourly.objects.all()
     assert (row.requests, row.prompt_tokens, row.cost_usd) == (1, 5, Decimal("0.5"))
+
+
+def raw_sums() -> dict:
+    """What the aggregates should hold: the raw records summed in Python, in
+    the shape of `hourly()`."""
+    sums: dict = defaultdict(lambda: [0, 0, 0, 0, 0, 0, Decimal(0)])
+    for r in UsageRecord.objects.filter(account__isnull=False, api_key__isnull=False):
+        total = sums[
+            (
+                r.created_at.replace(minute=0, second=0, microsecond=0),
+                r.account_id,
+                r.api_key_id,
+                r.model,
+            )
+        ]
+        counts = (
+            1,
+            int(r.status >= 400),
+            r.prompt_tokens,
+            r.cached_tokens,
+            r.completion_tokens,
+            r.reasoning_tokens,
+        )
+        for i, value in enumerate(counts):
+            total[i] += value
+        total[6] += r.cost_usd
+    return {k: tuple(v) for k, v in sums.items()}
+
+
+def test_a_record_dated_in_the_future_hides_no_later_record_from_the_rollup(make_key, record):
+    """A host whose clock runs a day ahead writes one record; the records
+    written after it are still folded in."""
+    key, _ = make_key()
+    now = datetime.now(UTC)
+    record(key, at=now + timedelta(days=1), prompt_tokens=1, cost_usd=Decimal("1"))
+    usage_rollup()
+
+    record(key, at=now, prompt_tokens=2, cost_usd=Decimal("0.25"))
+    record(key, at=now - timedelta(hours=3), prompt_tokens=3, cost_usd=Decimal("0.5"))
+    usage_rollup()
+
+    assert hourly() == raw_sums()
+    assert len(hourly()) == 3
+
+
+def test_a_record_written_by_a_host_whose_clock_runs_behind_is_rolled_up(make_key, record):
+    """Its writer's clock says yesterday; the rollup goes by when the database
+    took the record, not by any host's clock."""
+    key, _ = make_key()
+    now = datetime.now(UTC)
+    record(key, at=now, prompt_tokens=1, cost_usd=Decimal("1"))
+    usage_rollup()
+
+    behind = now - timedelta(days=1)
+    with patch("django.utils.timezone.now", return_value=behind):
+        recorder._write([usage_entry(key, "pb-behind", created_at=behind, cost_usd=Decimal("2"))])
+    usage_rollup()
+
+    assert UsageRecord.objects.get(request_id="pb-behind").recorded_at > now
+    assert hourly() == raw_sums()
+    assert len(hourly()) == 2
+
+
+def test_a_batch_committed_after_a_run_read_is_rolled_up_by_the_next_run(make_key, record):
+    """A writer's batch that was in flight (its ids taken, not yet committed)
+    while a run read the records."""
+    key, _ = make_key()
+    inserted, commit = threading.Event(), threading.Event()
+
+    def late_batch() -> None:
+        try:
+            with transaction.atomic():
+                record(key, at=datetime.now(UTC), prompt_tokens=5, cost_usd=Decimal("0.5"))
+                inserted.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=late_batch)
+    writer.start()
+    assert inserted.wait(10)
+    record(key, at=datetime.now(UTC), prompt_tokens=1, cost_usd=Decimal("0.25"))
+    usage_rollup()
+    assert sum(row[0] for row in hourly().values()) == 1
+    commit.set()
+    writer.join(10)
+
+    usage_rollup()
+
+    assert hourly() == raw_sums()
+    assert sum(row[0] for row in hourly().values()) == 2
 
 
 def test_rollup_with_no_records_writes_nothing(transactional_db):
