@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
+from django.core.mail import get_connection
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
@@ -19,8 +21,8 @@ from usage.emails import budget_alert
 from usage.models import BudgetAlert, UsageHourly, UsageRecord
 from usage.watermarks import reading
 
+log = logging.getLogger(__name__)
 ROLLUP = "usage-rollup"
-ALERT_SWEEP = "budget-alerts"
 
 
 def usage_rollup(*, since: datetime | None = None) -> int:
@@ -130,14 +132,47 @@ def _period(window, at: datetime, tz: str) -> str:
     return {"daily": f"{local:%Y-%m-%d}", "monthly": f"{local:%Y-%m}"}.get(window.name, "total")
 
 
-@transaction.atomic
 def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: datetime) -> bool:
     """Claim the crossed thresholds not mailed yet and send one email for the
-    highest. The claim and the email share a transaction: if sending fails the
-    claims roll back and the next check tries again; a concurrent check waits
-    on the unique rows and then finds them taken."""
+    highest. The claim and the sending share a transaction: if sending fails
+    (or the worker dies) the claims roll back and the check runs again; a
+    concurrent check waits on the unique rows and then finds them taken.
+
+    So an email can go twice only if the worker dies, or the commit fails,
+    between the email server taking the message and the commit: the session
+    is opened before and closed (QUIT) after, so that window is the commit
+    alone, and an email server that fails to say goodbye sends nothing twice."""
     recipient = _recipient(key)
     period = _period(window, at, key.timezone)
+    connection = get_connection()
+    try:
+        with transaction.atomic():
+            fresh = _claim(key, window, period, crossed, spent, limit, recipient)
+            if not fresh or not recipient:
+                return False
+            message = budget_alert(
+                key,
+                window=window.name,
+                period=period,
+                threshold=max(fresh),
+                spent=spent,
+                limit=limit,
+                resets_at=window.resets_at,
+                recipient=recipient,
+                connection=connection,
+            )
+            connection.open()
+            message.send()
+        return True
+    finally:
+        try:
+            connection.close()
+        except Exception:  # the email went out and its claim is committed
+            log.warning("closing the email connection failed", exc_info=True)
+
+
+def _claim(key: ApiKey, window, period: str, crossed, spent, limit, recipient) -> list[int]:
+    """The crossed thresholds this check is first to claim."""
     fresh = []
     for threshold in crossed:
         try:
@@ -154,19 +189,7 @@ def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: d
             fresh.append(threshold)
         except IntegrityError:
             continue
-    if not fresh or not recipient:
-        return False
-    budget_alert(
-        key,
-        window=window.name,
-        period=period,
-        threshold=max(fresh),
-        spent=spent,
-        limit=limit,
-        resets_at=window.resets_at,
-        recipient=recipient,
-    ).send()
-    return True
+    return fresh
 
 
 def _recipient(key: ApiKey) -> str:

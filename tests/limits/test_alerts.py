@@ -7,19 +7,18 @@ import email
 import email.policy
 import itertools
 import os
-import re
-import subprocess
 import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.helpers import celery_worker_command, post_chat, wait_for
-from tests.limits.support import INPUT, PROMPT, ROOT, _stop, chat, database_url
+from tests.helpers import post_chat, wait_for
+from tests.limits.support import INPUT, PROMPT, chat
+from tests.workers import GATED_BACKEND, Workers
 from usage.models import BudgetAlert, UsageRecord
 from usage.services import budget_alerts_send
 from usage.tasks import check_budget_alerts
@@ -28,77 +27,17 @@ RECIPIENT = "alerts@example.com"
 _ids = itertools.count(1)
 
 
-class Workers:
-    """Real `celery -A purebridge worker` processes on the test database and the
-    test Redis, sending email to files (one file per email sent)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.mail = directory / "mail"
-        self.mail.mkdir()
-        self.processes: list[subprocess.Popen] = []
-        self.logs: list[Path] = []
-
-    def start(self, count: int) -> Workers:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(self.mail),
-            "PUREBRIDGE_CONSOLE_URL": settings.PUREBRIDGE_CONSOLE_URL,
-        }
-        for _ in range(count):
-            n = len(self.processes)
-            log = self.directory / f"worker-{n}.log"
-            command = celery_worker_command(f"limits-{os.getpid()}-{n}")
-            with log.open("wb") as out:
-                self.processes.append(
-                    subprocess.Popen(
-                        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-                    )
-                )
-            self.logs.append(log)
-        ready = wait_for(lambda: all(" ready." in self._read(log) for log in self.logs), 60)
-        assert ready, self.tail()
-        return self
-
-    def _read(self, log: Path) -> str:
-        return log.read_text(errors="replace") if log.exists() else ""
-
-    def tail(self) -> str:
-        return "\n".join(self._read(log)[-3000:] for log in self.logs)
-
-    def results(self, task_ids: list[str]) -> dict[str, str]:
-        """What each of these tasks returned, for those that have finished."""
-        text = "".join(self._read(log) for log in self.logs)
-        found = {}
-        for task_id in task_ids:
-            match = re.search(rf"\[{task_id}\] succeeded in [\d.]+s: (\S+)", text)
-            if match:
-                found[task_id] = match.group(1)
-        return found
-
-    def wait(self, task_ids: list[str]) -> dict[str, str]:
-        done = wait_for(lambda: len(self.results(task_ids)) == len(task_ids), timeout=30)
-        assert done, self.tail()
-        return self.results(task_ids)
-
-    def emails(self) -> list[email.message.Message]:
-        messages = []
-        for path in sorted(self.mail.iterdir()):
-            for raw in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
-                if raw.strip():
-                    messages.append(email.message_from_bytes(raw.lstrip(b"\n")))
-        return messages
-
-    def stop(self) -> None:
-        for process in self.processes:
-            _stop(process, timeout=15)
-
-
 @pytest.fixture
 def workers(transactional_db, tmp_path):
     running = Workers(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def gated_workers(transactional_db, tmp_path, broker):
+    """Workers on the module's Redis whose sends wait for a gate (tests.gated_mail)."""
+    running = Workers(tmp_path, broker_url=broker.url, mail_backend=GATED_BACKEND)
     yield running
     running.stop()
 
@@ -278,3 +217,34 @@ def test_the_subject_and_text_keep_the_key_name_as_typed_and_the_html_escapes_it
     assert message.subject == f'[PureBridge] Key "{name}" has used 80% of its daily budget'
     assert f'Your API key "{name}"' in message.body
     assert "R&amp;D &quot;nightly&quot; &lt;agent&gt;" in message.alternatives[0][0]
+
+
+@pytest.mark.parametrize("killed", ["pool process", "worker"])
+def test_an_alert_whose_worker_is_killed_mid_send_is_sent_once(make_key, gated_workers, killed):
+    """The worker dies while the email is being sent: its claim rolls back, the
+    task goes back to the queue (at once when a pool process dies and its
+    parent lives on; after the visibility timeout when the whole worker dies,
+    to the next worker) and the email goes out once."""
+    workers = gated_workers
+    workers.start(pool="prefork" if killed == "pool process" else "solo")
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.85")
+
+    workers.send("usage.tasks.check_budget_alerts", key.id)
+    assert wait_for(lambda: workers.sends_begun() == 1, timeout=30), workers.tail()
+    if killed == "pool process":
+        workers.kill_pool_process()
+    else:
+        workers.kill()
+        # The next worker gives back, as it starts, what was taken over a
+        # second (its visibility timeout) before.
+        time.sleep(1.5)
+        workers.start(env={"CELERY_VISIBILITY_TIMEOUT": "1"})
+    workers.open_gate()
+
+    assert wait_for(lambda: len(workers.emails()) == 1, timeout=30), workers.tail()
+    again = workers.send("usage.tasks.check_budget_alerts", key.id)
+    assert workers.wait([again]) == {again: "0"}
+    assert len(workers.emails()) == 1
+    assert workers.sends_begun() == 2
+    assert claimed(key) == {("daily", 50), ("daily", 80)}

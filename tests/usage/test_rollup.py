@@ -5,7 +5,9 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from django.db import connection, transaction
 
 from tests.helpers import celery_worker_command, database_url_for_tests, usage_entry, wait_for
+from tests.workers import Workers, waiting_on_a_lock
 from usage import recorder
 from usage.models import UsageHourly, UsageRecord
 from usage.services import usage_rollup
@@ -330,3 +333,72 @@ def test_rollup_task_runs_on_a_real_celery_worker(mixed_usage, celery_worker):
     done = wait_for(lambda: UsageHourly.objects.count() == len(mixed_usage), timeout=30)
     assert done, celery_worker.read_text()[-3000:]
     assert hourly() == mixed_usage
+
+
+@pytest.fixture
+def broker_workers(transactional_db, tmp_path, broker):
+    """Workers on a broker of the module's own: a killed worker's task is
+    never left in the shared one."""
+    running = Workers(tmp_path, broker_url=broker.url)
+    yield running
+    running.stop()
+
+
+@contextmanager
+def holding_aggregate(hour: datetime, key, model: str):
+    """An uncommitted aggregate row of this hour, key and model, in a
+    transaction of another session: a rollup that reaches that group waits on
+    it (the unique constraint) until the transaction rolls back, at exit."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                UsageHourly.objects.create(
+                    hour=hour, account_id=key.account_id, api_key_id=key.id, model=model
+                )
+                holding.set()
+                release.wait(60)
+                transaction.set_rollback(True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(30)
+
+
+@pytest.mark.parametrize("killed", ["pool process", "worker"])
+def test_a_rollup_whose_worker_is_killed_midway_is_run_again(
+    make_key, record, broker_workers, killed
+):
+    """Three hours of records; the run has folded the first (not committed)
+    and waits on the second when its worker dies. The task goes back to the
+    queue (at once when a pool process dies and its parent lives on; after the
+    visibility timeout when the whole worker dies, to the next worker) and the
+    aggregates end equal to the raw sums."""
+    key, _ = make_key()
+    for hours, cost in ((0, "0.25"), (1, "0.5"), (2, "0.125")):
+        record(key, at=HOUR + timedelta(hours=hours, minutes=5), cost_usd=Decimal(cost))
+    workers = broker_workers.start(pool="prefork" if killed == "pool process" else "solo")
+
+    with holding_aggregate(HOUR + timedelta(hours=1), key, "m"):
+        workers.send("usage.tasks.rollup_usage")
+        assert wait_for(lambda: waiting_on_a_lock() == 1, timeout=30), workers.tail()
+        if killed == "pool process":
+            workers.kill_pool_process()
+        else:
+            workers.kill()
+            # The next worker gives back, as it starts, what was taken over a
+            # second (its visibility timeout) before.
+            time.sleep(1.5)
+            workers.start(env={"CELERY_VISIBILITY_TIMEOUT": "1"})
+
+    assert wait_for(lambda: len(hourly()) == 3 and hourly() == raw_sums(), timeout=30), (
+        workers.tail()
+    )
