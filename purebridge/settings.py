@@ -236,6 +236,9 @@ CELERY_BEAT_SCHEDULE = {
     # aggregates for dashboards (usage/watermarks.py); a minute keeps dashboards
     # fresh while each run reads only the new records.
     "usage-rollup": {"task": "usage.tasks.rollup_usage", "schedule": 60.0},
+    # Check the budgets of every key charged since the last sweep: a crossing
+    # whose check the usage writer could not queue is mailed within a minute.
+    "budget-alert-sweep": {"task": "usage.tasks.sweep_budget_alerts", "schedule": 60.0},
     # Admission leases a killed web worker never returned (gateway/leases.py).
     "reclaim-leases": {"task": "gateway.tasks.reclaim_leases", "schedule": 60.0},
 }

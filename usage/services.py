@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from usage.watermarks import reading
 
 log = logging.getLogger(__name__)
 ROLLUP = "usage-rollup"
+ALERT_SWEEP = "budget-alerts"
 
 
 def usage_rollup(*, since: datetime | None = None) -> int:
@@ -190,6 +192,33 @@ def _claim(key: ApiKey, window, period: str, crossed, spent, limit, recipient) -
         except IntegrityError:
             continue
     return fresh
+
+
+def budget_alerts_sweep(*, check: Callable[[int], object]) -> int:
+    """Hand `check` every key with a budget or quota that was charged since the
+    last sweep (usage/watermarks.py): a threshold crossed while the broker was
+    down, or whose check was lost, is found here. The watermark moves only once
+    every key was handed over; a sweep that fails midway hands them all over
+    again. Returns how many keys."""
+    with reading(ALERT_SWEEP) as start:
+        charged = UsageRecord.objects.filter(
+            recorded_at__gte=start, api_key__isnull=False, cost_usd__gt=0
+        ).values("api_key_id")
+        keys = list(
+            ApiKey.objects.filter(_HAS_BUDGET, id__in=charged)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        for key_id in keys:
+            check(key_id)
+    return len(keys)
+
+
+_HAS_BUDGET = (
+    Q(daily_budget_usd__isnull=False)
+    | Q(monthly_budget_usd__isnull=False)
+    | Q(quota_usd__isnull=False)
+)
 
 
 def _recipient(key: ApiKey) -> str:

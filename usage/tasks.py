@@ -8,7 +8,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from usage.services import budget_alerts_send, usage_rollup
+from usage.services import budget_alerts_send, budget_alerts_sweep, usage_rollup
 
 
 @shared_task(ignore_result=True)
@@ -31,3 +31,11 @@ def rollup_usage() -> int:
 def check_budget_alerts(key_id: int) -> int:
     """Mail the thresholds a key's budgets have crossed; returns how many emails."""
     return budget_alerts_send(key_id=key_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_budget_alerts() -> int:
+    """Queue a check of every key charged since the last sweep: crossings whose
+    check the usage writer never queued (the broker was down, the web worker
+    stopped) are mailed too. Returns how many checks were queued."""
+    return budget_alerts_sweep(check=lambda key_id: check_budget_alerts.delay(key_id))

@@ -9,18 +9,27 @@ import itertools
 import os
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx2
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from tests.helpers import post_chat, wait_for
-from tests.limits.support import INPUT, PROMPT, chat
+from tests.limits.support import (
+    INPUT,
+    PROMPT,
+    chat,
+    gunicorn_in,
+    records_of,
+    spend_counter,
+)
 from tests.workers import GATED_BACKEND, Workers
-from usage.models import BudgetAlert, UsageRecord
-from usage.services import budget_alerts_send
+from usage import alerts
+from usage.models import BudgetAlert, UsageRecord, Watermark
+from usage.services import budget_alerts_send, budget_alerts_sweep
 from usage.tasks import check_budget_alerts
 
 RECIPIENT = "alerts@example.com"
@@ -248,3 +257,118 @@ def test_an_alert_whose_worker_is_killed_mid_send_is_sent_once(make_key, gated_w
     assert len(workers.emails()) == 1
     assert workers.sends_begun() == 2
     assert claimed(key) == {("daily", 50), ("daily", 80)}
+
+
+def test_a_crossing_recorded_while_the_broker_is_down_is_mailed_once_it_is_back(
+    make_model, make_key, broker, tmp_path, tmp_path_factory
+):
+    """Redis (the broker, and the budget counters) goes down while a request is
+    in flight: the request's record is written, its budget check cannot be
+    queued. Once Redis is back, beat's budget alert sweep finds the crossing
+    and the owner gets one email."""
+    make_model(
+        "pricey-slow", f"fake?prompt={PROMPT}&tokens=8&first_ms=1500", input=INPUT, output="100000"
+    )
+    key, secret = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    with gunicorn_in(tmp_path_factory, "gunicorn-broker-down", broker.url) as web:
+        answers = []
+
+        def ask() -> None:
+            with httpx2.Client(base_url=web.url, timeout=30) as http:
+                answers.append(post_chat(http, secret, chat("pricey-slow", max_tokens=9)))
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        # Admitted: its reservation is in the budget counter.
+        assert wait_for(lambda: spend_counter(broker.client(), key, "d"), timeout=10)
+        broker.kill()
+        asking.join(30)
+        assert [answer.status_code for answer in answers] == [200]
+        assert wait_for(lambda: len(records_of(key)) == 1, timeout=20)
+        assert wait_for(lambda: "could not queue" in web.tail(50_000), timeout=20), web.tail()
+
+    broker.start()
+    workers = Workers(tmp_path, broker_url=broker.url).start()
+    try:
+        workers.send("usage.tasks.sweep_budget_alerts")  # as beat does every minute
+        assert wait_for(lambda: len(workers.emails()) == 1, timeout=30), workers.tail()
+        workers.send("usage.tasks.sweep_budget_alerts")
+        last = workers.send("usage.tasks.check_budget_alerts", key.id)
+        assert workers.wait([last]) == {last: "0"}
+    finally:
+        workers.stop()
+    [message] = workers.emails()
+    assert "80%" in message["Subject"]
+    assert claimed(key) == {("daily", 50), ("daily", 80)}
+
+
+def test_a_check_that_could_not_be_queued_is_queued_when_the_broker_is_back(monkeypatch):
+    """With no further spend: the usage writer's asker keeps trying."""
+    monkeypatch.setattr(alerts, "RETRY_EVERY", 0.05)
+    queued: list[int] = []
+    failures = iter([True, True, False])
+
+    def apply_async(args):
+        if next(failures, False):
+            raise ConnectionError("the broker is down")
+        queued.append(args[0])
+
+    monkeypatch.setattr(check_budget_alerts, "apply_async", apply_async)
+    asker = alerts.AlertAsker()
+
+    asker.ask([7])
+
+    assert wait_for(lambda: queued == [7], timeout=5)
+
+
+def test_a_key_charged_again_within_the_quiet_period_gets_one_more_check_at_its_end(monkeypatch):
+    monkeypatch.setattr(alerts, "CHECK_EVERY", 0.3)
+    queued: list[int] = []
+    monkeypatch.setattr(check_budget_alerts, "apply_async", lambda args: queued.append(args[0]))
+    asker = alerts.AlertAsker()
+
+    asker.ask([7])
+    assert wait_for(lambda: queued == [7], timeout=5)
+    asker.ask([7])
+    asker.ask([7])
+
+    assert wait_for(lambda: queued == [7, 7], timeout=5)
+    assert not wait_for(lambda: len(queued) > 2, timeout=0.6)
+
+
+def test_the_sweep_hands_over_the_keys_with_a_budget_charged_since_its_last_run(make_key):
+    budgeted, _ = make_key(name="budgeted", daily_budget_usd=Decimal("1.00"))
+    quota, _ = make_key(name="quota", quota_usd=Decimal("5"))
+    earlier, _ = make_key(name="earlier", monthly_budget_usd=Decimal("10"))
+    unlimited, _ = make_key(name="unlimited")
+    for key in (budgeted, quota, earlier, unlimited):
+        spend(key, "0.10")
+    checked: list[int] = []
+    assert budget_alerts_sweep(check=checked.append) == 3
+    assert sorted(checked) == sorted([budgeted.id, quota.id, earlier.id])
+
+    # Written an hour before the last sweep: not read again.
+    UsageRecord.objects.filter(api_key_id=earlier.id).update(
+        recorded_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    spend(quota, "0.10")
+    checked.clear()
+    budget_alerts_sweep(check=checked.append)
+
+    assert sorted(checked) == sorted([budgeted.id, quota.id])
+
+
+def test_a_sweep_that_fails_midway_leaves_its_watermark_for_the_next_to_start_from(make_key):
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"))
+    spend(key, "0.10")
+    budget_alerts_sweep(check=lambda key_id: None)
+    before = Watermark.objects.get(name="budget-alerts").position
+    spend(key, "0.10")
+
+    def broker_down(key_id: int) -> None:
+        raise ConnectionError("the broker is down")
+
+    with pytest.raises(ConnectionError):
+        budget_alerts_sweep(check=broker_down)
+
+    assert Watermark.objects.get(name="budget-alerts").position == before

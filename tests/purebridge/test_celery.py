@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from purebridge.celery import app
+from usage import alerts
 from usage.tasks import check_budget_alerts
 
 
@@ -19,6 +20,7 @@ def test_every_task_is_acknowledged_after_it_ran_and_given_back_if_its_worker_di
     assert set(tasks) >= {
         "usage.tasks.rollup_usage",
         "usage.tasks.check_budget_alerts",
+        "usage.tasks.sweep_budget_alerts",
         "gateway.tasks.reclaim_leases",
     }
     for task in tasks.values():
@@ -32,12 +34,16 @@ def test_the_visibility_timeout_outlasts_every_wait_before_a_task_runs():
 
     assert timeout >= 600
     assert check_budget_alerts.retry_backoff_max < timeout
-    assert timeout > 5  # the alerts' countdown (usage/alerts.py CHECK_EVERY)
+    assert timeout > alerts.CHECK_EVERY
 
 
 def test_every_periodic_task_is_scheduled_in_the_one_beat_schedule():
     tasks = project_tasks()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
-    assert scheduled == {"usage.tasks.rollup_usage", "gateway.tasks.reclaim_leases"}
+    assert scheduled == {
+        "usage.tasks.rollup_usage",
+        "usage.tasks.sweep_budget_alerts",
+        "gateway.tasks.reclaim_leases",
+    }
     assert scheduled <= set(tasks)
