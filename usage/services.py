@@ -169,7 +169,9 @@ def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: d
     finally:
         try:
             connection.close()
-        except Exception:  # the email went out and its claim is committed
+        except Exception:
+            # After the commit the email is out and claimed; after a failure
+            # that failure is the one worth raising.
             log.warning("closing the email connection failed", exc_info=True)
 
 
