@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from keys.models import USD_DECIMAL_PLACES, USD_MAX_DIGITS, ApiKey
+from keys.models import USD_DECIMAL_PLACES, USD_MAX_DIGITS, ApiKey, validate_key_name
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 PER_MINUTE_MAX = 2**31 - 1  # the columns are PostgreSQL integers
@@ -93,6 +93,7 @@ class KeyForm(forms.Form):
 
     name = forms.CharField(
         max_length=100,
+        validators=[validate_key_name],
         help_text="What uses this key: a tool, project or workflow.",
         widget=forms.TextInput(attrs={"placeholder": "e.g. codex-laptop", "autocomplete": "off"}),
     )

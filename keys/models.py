@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import Account
+from purebridge.text import has_control_characters
 
 # Budgets and quotas: US dollars to the micro-dollar, the unit the gateway counts
 # them in (gateway.limits.to_micros). Every form and command takes this precision.
@@ -13,11 +15,22 @@ USD_MAX_DIGITS = 14
 USD_DECIMAL_PLACES = 6
 
 
+def validate_key_name(name: str) -> None:
+    """A key's name is shown in pages, emails (their subject) and logs: printable
+    text only. Keys named before this check are still mailed (usage/emails.py
+    puts the name on one line)."""
+    if has_control_characters(name):
+        raise ValidationError(
+            "A key name cannot contain control characters such as line breaks or tabs.",
+            code="control_characters",
+        )
+
+
 class ApiKey(models.Model):
     """An API key. Only a lookup prefix and a keyed hash of the secret are kept."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_key_name])
     # The first characters of the random part: an indexed lookup that says
     # nothing useful about the rest; the match is the hash comparison.
     lookup = models.CharField(max_length=16, unique=True)

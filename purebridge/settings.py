@@ -197,8 +197,16 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PureBridge <noreply@localhos
 
 # Celery: Redis in production; in the embedded default a broker on the local
 # filesystem, so the worker and beat still run with nothing installed.
+# Redis hands a task that was taken but not acknowledged within the visibility
+# timeout to another worker: that is how the task of a worker killed mid-run
+# (SIGKILL, the host gone) is run again. It must be longer than any task runs
+# and any countdown waits (alert retries wait at most 5 minutes), or a task
+# still running, or waiting, is handed to a second worker as well (each task
+# is safe to run twice, but that is wasted work). See README "Background tasks".
+_visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=1)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": _visibility_timeout}
 else:
     _broker_dir = DATA_DIR / "celery"
     for _sub in ("queue", "processed", "control"):
@@ -212,14 +220,27 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged once it has run, and given back to the queue if its
+# worker process dies under it (WorkerLostError: the OOM killer, a SIGKILL), so
+# alerts, rollups and lease reclaims are not lost with a worker. Every task is
+# therefore safe to run twice (idempotent, or claiming its work with a unique
+# row); a task that kills its worker every time would be redelivered for ever.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Every periodic task, and nothing else schedules them. Each also repairs what
+# a lost run of itself missed, so a run that beat could not send (the broker
+# down) or that died is made good by the next.
 CELERY_BEAT_SCHEDULE = {
-    # Fold new usage records into per-hour aggregates for dashboards; a minute
-    # keeps dashboards fresh while each run touches only the new rows.
+    # Fold the usage records written since the last run into per-hour
+    # aggregates for dashboards (usage/watermarks.py); a minute keeps dashboards
+    # fresh while each run reads only the new records.
     "usage-rollup": {"task": "usage.tasks.rollup_usage", "schedule": 60.0},
-    # Admission leases a killed web worker never returned.
+    # Check the budgets of every key charged since the last sweep: a crossing
+    # whose check the usage writer could not queue is mailed within a minute.
+    "budget-alert-sweep": {"task": "usage.tasks.sweep_budget_alerts", "schedule": 60.0},
+    # Admission leases a killed web worker never returned (gateway/leases.py).
     "reclaim-leases": {"task": "gateway.tasks.reclaim_leases", "schedule": 60.0},
     # Usage records of requests whose web worker died mid-request (a dead
     # worker's journal is found PUREBRIDGE_JOURNAL_TTL after its last sign of life).

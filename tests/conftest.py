@@ -246,3 +246,24 @@ def usage_records(request):
         return list(UsageRecord.objects.order_by("created_at", "id"))
 
     return read
+
+
+@pytest.fixture(scope="module")
+def broker_redis(tmp_path_factory):
+    """A redis-server of the test module's own, as the Celery broker of the
+    workers a test starts: a test may kill it (the broker goes down), and a
+    task left by a worker the test killed is never run by a later test's."""
+    from tests.limits.support import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("broker")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(broker_redis):
+    """The module's own broker, running and empty."""
+    if not broker_redis.ping():
+        broker_redis.start()
+    broker_redis.client().flushall()
+    return broker_redis

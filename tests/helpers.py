@@ -88,8 +88,9 @@ def database_url_for_tests() -> str:
     return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def celery_worker_command(hostname: str) -> list[str]:
-    """A real `celery -A purebridge worker`, one task at a time, quiet on the broker."""
+def celery_worker_command(hostname: str, pool: str = "solo") -> list[str]:
+    """A real `celery -A purebridge worker`, one task at a time, quiet on the
+    broker; pool "solo" (one process) or "prefork" (a parent and one pool process)."""
     import sys
     from pathlib import Path
 
@@ -99,7 +100,9 @@ def celery_worker_command(hostname: str) -> list[str]:
         "purebridge",
         "worker",
         "--pool",
-        "solo",
+        pool,
+        "--concurrency",
+        "1",
         "--loglevel",
         "INFO",
         "--without-gossip",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Now
 
 from accounts.models import Account
 from keys.models import ApiKey
@@ -10,7 +11,12 @@ class UsageRecord(models.Model):
     """One /v1 request, successful or not. Written once, never updated."""
 
     created_at = models.DateTimeField(help_text="When the request arrived.")
-    recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The database's clock, not the writing host's: the rollup and the alert
+    # sweep read the records by it (Watermark), and a host whose clock is off
+    # must not hide its records from them.
+    recorded_at = models.DateTimeField(
+        db_default=Now(), db_index=True, help_text="When the database took the record."
+    )
     # Null for requests refused before a key was identified (401).
     account = models.ForeignKey(Account, null=True, on_delete=models.PROTECT, related_name="+")
     # Records are never changed: a deleted key keeps its id here (no database
@@ -110,3 +116,18 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.window} {self.period} {self.threshold}%"
+
+
+class Watermark(models.Model):
+    """How far a periodic job (the rollup, the budget alert sweep) has read the
+    usage records: the database's time when its last completed run began
+    reading. The next run reads records whose recorded_at is at most OVERLAP
+    (usage/services.py) before it, for a writer's batch that was still being
+    committed then. Saved in the run's own transaction, so a run that dies
+    leaves it where it was and the next run reads its records again."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    position = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position:%Y-%m-%d %H:%M:%S}"

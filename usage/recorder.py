@@ -344,9 +344,11 @@ def copy_plan() -> tuple[sql.Composed, Row]:
 
 def _copy_plan(table: str, columns: Iterable[models.Field]) -> tuple[sql.Composed, Row]:
     """Every column of the record, each from the entry attribute of its name,
-    except JSON (written as JSON text) and auto_now(_add) times (the write
-    time). A column with no source is a configuration error, not a column
-    left to its default: that is how a new field would be lost without a word."""
+    except JSON (written as JSON text), auto_now(_add) times (the write
+    time) and columns with a database default (db_default: recorded_at, the
+    database's clock). Any other column with no source is a configuration
+    error, not a column left to its default: that is how a new field would
+    be lost without a word."""
     names = set(_FIELDS)
     plain: list[models.Field] = []
     as_json: list[models.JSONField] = []
@@ -361,6 +363,8 @@ def _copy_plan(table: str, columns: Iterable[models.Field]) -> tuple[sql.Compose
                 plain.append(column)
         elif getattr(column, "auto_now", False) or getattr(column, "auto_now_add", False):
             write_time.append(column)
+        elif column.has_db_default():
+            continue
         else:
             raise ImproperlyConfigured(
                 f"{table}.{column.column} has no source in UsageEntry: add a "

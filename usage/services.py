@@ -1,48 +1,48 @@
-"""Folding usage records into hourly aggregates."""
+"""Folding usage records into hourly aggregates, and budget alerts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.core.mail import send_mail
+from django.core.exceptions import ValidationError
+from django.core.mail import get_connection
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
-from django.template.loader import render_to_string
 
 from keys.models import ApiKey
 from usage import budgets
 from usage.budgets import MICROS, budget_windows
+from usage.emails import budget_alert
 from usage.models import BudgetAlert, UsageHourly, UsageRecord
+from usage.watermarks import reading
 
-# Records are written in batches by each web worker; one written a little after
-# the previous run may carry an older created_at. Each run re-reads this much
-# before its watermark so no record is missed (the aggregates are recomputed,
-# not incremented, so re-reading is harmless).
-OVERLAP = timedelta(minutes=5)
+log = logging.getLogger(__name__)
+ROLLUP = "usage-rollup"
+ALERT_SWEEP = "budget-alerts"
 
 
 def usage_rollup(*, since: datetime | None = None) -> int:
-    """Recompute every hour touched by records written since `since`.
+    """Recompute every hour touched by the records written since the last run
+    (usage/watermarks.py), or since `since` if that is earlier, in one
+    transaction with the watermark. Returns the hourly rows written.
 
-    Returns the number of hourly rows written. Idempotent.
+    Idempotent: a run killed midway leaves nothing (its transaction rolls
+    back) and the next run, or the same task delivered again, redoes it.
     """
-    if since is None:
-        latest = UsageHourly.objects.order_by("-hour").values_list("hour", flat=True).first()
-        since = (latest - OVERLAP) if latest else datetime.min.replace(tzinfo=UTC)
-    hours = (
-        UsageRecord.objects.filter(recorded_at__gte=since, account__isnull=False)
-        .annotate(h=TruncHour("created_at"))
-        .values_list("h", flat=True)
-        .distinct()
-    )
-    written = 0
-    for hour in sorted(set(hours)):
-        written += _rollup_hour(hour)
-    return written
+    with reading(ROLLUP, since=since) as start:
+        hours = (
+            UsageRecord.objects.filter(recorded_at__gte=start, account__isnull=False)
+            .annotate(h=TruncHour("created_at"))
+            .values_list("h", flat=True)
+            .distinct()
+        )
+        return sum(_rollup_hour(hour) for hour in sorted(set(hours)))
 
 
 def _rollup_hour(hour: datetime) -> int:
@@ -102,7 +102,6 @@ def _rollup_hour(hour: datetime) -> int:
 
 
 THRESHOLDS = (50, 80, 100)  # percent of a budget that trigger an email
-WINDOW_LABELS = {"daily": "daily budget", "monthly": "monthly budget", "total": "total quota"}
 
 
 def window_spent(key_id: int, start: datetime | None) -> Decimal:
@@ -135,14 +134,49 @@ def _period(window, at: datetime, tz: str) -> str:
     return {"daily": f"{local:%Y-%m-%d}", "monthly": f"{local:%Y-%m}"}.get(window.name, "total")
 
 
-@transaction.atomic
 def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: datetime) -> bool:
     """Claim the crossed thresholds not mailed yet and send one email for the
-    highest. The claim and the email share a transaction: if sending fails the
-    claims roll back and the next check tries again; a concurrent check waits
-    on the unique rows and then finds them taken."""
+    highest. The claim and the sending share a transaction: if sending fails
+    (or the worker dies) the claims roll back and the check runs again; a
+    concurrent check waits on the unique rows and then finds them taken.
+
+    So an email can go twice only if the worker dies, or the commit fails,
+    between the email server taking the message and the commit: the session
+    is opened before and closed (QUIT) after, so that window is the commit
+    alone, and an email server that fails to say goodbye sends nothing twice."""
     recipient = _recipient(key)
     period = _period(window, at, key.timezone)
+    connection = get_connection()
+    try:
+        with transaction.atomic():
+            fresh = _claim(key, window, period, crossed, spent, limit, recipient)
+            if not fresh or not recipient:
+                return False
+            message = budget_alert(
+                key,
+                window=window.name,
+                period=period,
+                threshold=max(fresh),
+                spent=spent,
+                limit=limit,
+                resets_at=window.resets_at,
+                recipient=recipient,
+                connection=connection,
+            )
+            connection.open()
+            message.send()
+        return True
+    finally:
+        try:
+            connection.close()
+        except Exception:
+            # After the commit the email is out and claimed; after a failure
+            # that failure is the one worth raising.
+            log.warning("closing the email connection failed", exc_info=True)
+
+
+def _claim(key: ApiKey, window, period: str, crossed, spent, limit, recipient) -> list[int]:
+    """The crossed thresholds this check is first to claim."""
     fresh = []
     for threshold in crossed:
         try:
@@ -159,34 +193,49 @@ def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: d
             fresh.append(threshold)
         except IntegrityError:
             continue
-    if not fresh or not recipient:
-        return False
-    context = {
-        "key": key,
-        "window": WINDOW_LABELS[window.name],
-        "period": period,
-        "threshold": max(fresh),
-        "spent": spent.quantize(Decimal("0.01")),
-        "limit": limit.quantize(Decimal("0.01")),
-        # In the account's time zone, as the window itself.
-        "resets_at": window.resets_at.strftime("%Y-%m-%d %H:%M %Z") if window.resets_at else "",
-        "key_url": f"{settings.PUREBRIDGE_CONSOLE_URL}/keys/{key.id}/",
-    }
-    subject = render_to_string("usage/email/budget-alert-subject.txt", context).strip()
-    send_mail(
-        subject,
-        render_to_string("usage/email/budget-alert.txt", context),
-        None,
-        [recipient],
-        html_message=render_to_string("usage/email/budget-alert.html", context),
-    )
-    return True
+    return fresh
+
+
+def budget_alerts_sweep(*, check: Callable[[int], object]) -> int:
+    """Hand `check` every key with a budget or quota that was charged since the
+    last sweep (usage/watermarks.py): a threshold crossed while the broker was
+    down, or whose check was lost, is found here. The watermark moves only once
+    every key was handed over; a sweep that fails midway hands them all over
+    again. Returns how many keys."""
+    with reading(ALERT_SWEEP) as start:
+        charged = UsageRecord.objects.filter(
+            recorded_at__gte=start, api_key__isnull=False, cost_usd__gt=0
+        ).values("api_key_id")
+        keys = list(
+            ApiKey.objects.filter(_HAS_BUDGET, id__in=charged)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        for key_id in keys:
+            check(key_id)
+    return len(keys)
+
+
+_HAS_BUDGET = (
+    Q(daily_budget_usd__isnull=False)
+    | Q(monthly_budget_usd__isnull=False)
+    | Q(quota_usd__isnull=False)
+)
 
 
 def _recipient(key: ApiKey) -> str:
-    if key.notification_email:
-        return key.notification_email
-    if key.account.notification_email:
-        return key.account.notification_email
+    """The key's notification email, else the account's, else its owner's: the
+    first that is a valid address (so one line, never a header of its own)."""
+    for address in (key.notification_email, key.account.notification_email):
+        if _valid(address):
+            return address
     owner = key.account.users.order_by("date_joined").values_list("email", flat=True).first()
-    return owner or ""
+    return owner if owner and _valid(owner) else ""
+
+
+def _valid(address: str) -> bool:
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True

@@ -165,6 +165,14 @@ def test_a_budget_the_key_cannot_keep_exactly_is_an_inline_error(owner_client, a
     assert not ApiKey.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["x\r\nBcc: a@evil.example", "tab\there", "bell\x07", "n\x85el"])
+def test_a_name_with_control_characters_is_an_inline_error(owner_client, name):
+    response = post(owner_client, "/keys/new/", {"name": name}, htmx=True)
+
+    assert "A key name cannot contain control characters" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
 @pytest.mark.parametrize("field", ["rpm_limit", "tpm_limit"])
 def test_a_rate_limit_too_large_to_store_is_an_inline_error(owner_client, field):
     response = post(owner_client, "/keys/new/", {"name": "x", field: "3000000000"}, htmx=True)

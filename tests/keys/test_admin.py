@@ -83,3 +83,14 @@ def test_a_key_added_in_the_admin_takes_budgets_to_the_micro_dollar(
     else:
         assert error in response.content.decode()
         assert not ApiKey.objects.exists()
+
+
+def test_a_key_added_in_the_admin_with_a_line_break_in_its_name_is_refused(admin_client, account):
+    data = form_data(admin_client.get("/admin/keys/apikey/add/").content.decode(), id="apikey_form")
+    data.update(account=[str(account.pk)], name=["x\r\nBcc: a@evil.example"])
+
+    response = admin_client.post("/admin/keys/apikey/add/", data)
+
+    assert response.status_code == 200
+    assert "A key name cannot contain control characters" in response.content.decode()
+    assert not ApiKey.objects.exists()

@@ -96,6 +96,8 @@ def test_amounts_are_kept_to_the_micro_dollar_and_the_name_as_the_console_keeps_
         (("--expires", "2001-01-01"), "in the past"),
         (("--expires", "soon"), "not an ISO date"),
         (("--notify-email", "not-an-email"), "not a valid email address"),
+        (("--name", "x\r\nBcc: a@evil.example"), "cannot contain control characters"),
+        (("--name", "tab\there"), "cannot contain control characters"),
     ],
 )
 def test_bad_options_are_refused_with_a_clear_message(args, message):

@@ -4,100 +4,49 @@ in this process or on real Celery workers."""
 from __future__ import annotations
 
 import email
+import email.policy
 import itertools
 import os
-import re
-import subprocess
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
+import httpx2
 import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.helpers import celery_worker_command, post_chat, wait_for
-from tests.limits.support import INPUT, PROMPT, ROOT, _stop, chat, database_url
-from usage.models import BudgetAlert, UsageRecord
-from usage.services import budget_alerts_send
+from tests.helpers import post_chat, wait_for
+from tests.limits.support import (
+    INPUT,
+    PROMPT,
+    chat,
+    gunicorn_in,
+    records_of,
+    spend_counter,
+)
+from tests.workers import GATED_BACKEND, Workers
+from usage import alerts
+from usage.models import BudgetAlert, UsageRecord, Watermark
+from usage.services import budget_alerts_send, budget_alerts_sweep
 from usage.tasks import check_budget_alerts
 
 RECIPIENT = "alerts@example.com"
 _ids = itertools.count(1)
 
 
-class Workers:
-    """Real `celery -A purebridge worker` processes on the test database and the
-    test Redis, sending email to files (one file per email sent)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.mail = directory / "mail"
-        self.mail.mkdir()
-        self.processes: list[subprocess.Popen] = []
-        self.logs: list[Path] = []
-
-    def start(self, count: int) -> Workers:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(self.mail),
-            "PUREBRIDGE_CONSOLE_URL": settings.PUREBRIDGE_CONSOLE_URL,
-        }
-        for _ in range(count):
-            n = len(self.processes)
-            log = self.directory / f"worker-{n}.log"
-            command = celery_worker_command(f"limits-{os.getpid()}-{n}")
-            with log.open("wb") as out:
-                self.processes.append(
-                    subprocess.Popen(
-                        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-                    )
-                )
-            self.logs.append(log)
-        ready = wait_for(lambda: all(" ready." in self._read(log) for log in self.logs), 60)
-        assert ready, self.tail()
-        return self
-
-    def _read(self, log: Path) -> str:
-        return log.read_text(errors="replace") if log.exists() else ""
-
-    def tail(self) -> str:
-        return "\n".join(self._read(log)[-3000:] for log in self.logs)
-
-    def results(self, task_ids: list[str]) -> dict[str, str]:
-        """What each of these tasks returned, for those that have finished."""
-        text = "".join(self._read(log) for log in self.logs)
-        found = {}
-        for task_id in task_ids:
-            match = re.search(rf"\[{task_id}\] succeeded in [\d.]+s: (\S+)", text)
-            if match:
-                found[task_id] = match.group(1)
-        return found
-
-    def wait(self, task_ids: list[str]) -> dict[str, str]:
-        done = wait_for(lambda: len(self.results(task_ids)) == len(task_ids), timeout=30)
-        assert done, self.tail()
-        return self.results(task_ids)
-
-    def emails(self) -> list[email.message.Message]:
-        messages = []
-        for path in sorted(self.mail.iterdir()):
-            for raw in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
-                if raw.strip():
-                    messages.append(email.message_from_bytes(raw.lstrip(b"\n")))
-        return messages
-
-    def stop(self) -> None:
-        for process in self.processes:
-            _stop(process, timeout=15)
-
-
 @pytest.fixture
 def workers(transactional_db, tmp_path):
     running = Workers(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def gated_workers(transactional_db, tmp_path, broker):
+    """Workers on the module's Redis whose sends wait for a gate (tests.gated_mail)."""
+    running = Workers(tmp_path, broker_url=broker.url, mail_backend=GATED_BACKEND)
     yield running
     running.stop()
 
@@ -236,3 +185,190 @@ def test_the_alert_goes_to_the_account_or_its_owner_without_a_key_email(
     budget_alerts_send(key_id=other.id)
 
     assert [m.to for m in mailoutbox] == [["owner@example.com"], ["team@example.com"]]
+
+
+def test_a_key_named_with_a_line_break_still_gets_its_alert_with_no_header_added(
+    make_key, mailoutbox
+):
+    """A key made before names were checked (createapikey took any name): its
+    alert goes out with the name on one line, to the owner alone."""
+    key, _ = make_key(
+        name="x\r\nBcc: a@evil.example",
+        daily_budget_usd=Decimal("1.00"),
+        notification_email=RECIPIENT,
+    )
+    spend(key, "0.85")
+
+    assert budget_alerts_send(key_id=key.id) == 1
+
+    [message] = mailoutbox
+    assert message.recipients() == [RECIPIENT]
+    assert message.subject == (
+        '[PureBridge] Key "x Bcc: a@evil.example" has used 80% of its daily budget'
+    )
+    sent = email.message_from_bytes(message.message().as_bytes(), policy=email.policy.default)
+    assert "bcc" not in {name.lower() for name in sent}
+    assert sent.get_all("To") == [RECIPIENT]
+    assert sent["Subject"] == message.subject
+    assert 'Your API key "x Bcc: a@evil.example"' in message.body
+
+
+def test_the_subject_and_text_keep_the_key_name_as_typed_and_the_html_escapes_it(
+    make_key, mailoutbox
+):
+    name = 'R&D "nightly" <agent>'
+    key, _ = make_key(name=name, daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.85")
+
+    budget_alerts_send(key_id=key.id)
+
+    [message] = mailoutbox
+    assert message.subject == f'[PureBridge] Key "{name}" has used 80% of its daily budget'
+    assert f'Your API key "{name}"' in message.body
+    assert "R&amp;D &quot;nightly&quot; &lt;agent&gt;" in message.alternatives[0][0]
+
+
+@pytest.mark.parametrize("killed", ["pool process", "worker"])
+def test_an_alert_whose_worker_is_killed_mid_send_is_sent_once(make_key, gated_workers, killed):
+    """The worker dies while the email is being sent: its claim rolls back, the
+    task goes back to the queue (at once when a pool process dies and its
+    parent lives on; after the visibility timeout when the whole worker dies,
+    to the next worker) and the email goes out once."""
+    workers = gated_workers
+    workers.start(pool="prefork" if killed == "pool process" else "solo")
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    spend(key, "0.85")
+
+    workers.send("usage.tasks.check_budget_alerts", key.id)
+    assert wait_for(lambda: workers.sends_begun() == 1, timeout=30), workers.tail()
+    if killed == "pool process":
+        workers.kill_pool_process()
+    else:
+        workers.kill()
+        # The next worker gives back, as it starts, what was taken over a
+        # second (its visibility timeout) before.
+        time.sleep(1.5)
+        workers.start(env={"CELERY_VISIBILITY_TIMEOUT": "1"})
+    workers.open_gate()
+
+    assert wait_for(lambda: len(workers.emails()) == 1, timeout=30), workers.tail()
+    again = workers.send("usage.tasks.check_budget_alerts", key.id)
+    assert workers.wait([again]) == {again: "0"}
+    assert len(workers.emails()) == 1
+    assert workers.sends_begun() == 2
+    assert claimed(key) == {("daily", 50), ("daily", 80)}
+
+
+def test_a_crossing_recorded_while_the_broker_is_down_is_mailed_once_it_is_back(
+    make_model, make_key, broker, tmp_path, tmp_path_factory
+):
+    """Redis (the broker, and the budget counters) goes down while a request is
+    in flight: the request's record is written, its budget check cannot be
+    queued. Once Redis is back, beat's budget alert sweep finds the crossing
+    and the owner gets one email."""
+    make_model(
+        "pricey-slow", f"fake?prompt={PROMPT}&tokens=8&first_ms=1500", input=INPUT, output="100000"
+    )
+    key, secret = make_key(daily_budget_usd=Decimal("1.00"), notification_email=RECIPIENT)
+    with gunicorn_in(tmp_path_factory, "gunicorn-broker-down", broker.url) as web:
+        answers = []
+
+        def ask() -> None:
+            with httpx2.Client(base_url=web.url, timeout=30) as http:
+                answers.append(post_chat(http, secret, chat("pricey-slow", max_tokens=9)))
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        # Admitted: its reservation is in the budget counter.
+        assert wait_for(lambda: spend_counter(broker.client(), key, "d"), timeout=10)
+        broker.kill()
+        asking.join(30)
+        assert [answer.status_code for answer in answers] == [200]
+        assert wait_for(lambda: len(records_of(key)) == 1, timeout=20)
+        assert wait_for(lambda: "could not queue" in web.tail(50_000), timeout=20), web.tail()
+
+    broker.start()
+    workers = Workers(tmp_path, broker_url=broker.url).start()
+    try:
+        workers.send("usage.tasks.sweep_budget_alerts")  # as beat does every minute
+        assert wait_for(lambda: len(workers.emails()) == 1, timeout=30), workers.tail()
+        workers.send("usage.tasks.sweep_budget_alerts")
+        last = workers.send("usage.tasks.check_budget_alerts", key.id)
+        assert workers.wait([last]) == {last: "0"}
+    finally:
+        workers.stop()
+    [message] = workers.emails()
+    assert "80%" in message["Subject"]
+    assert claimed(key) == {("daily", 50), ("daily", 80)}
+
+
+def test_a_check_that_could_not_be_queued_is_queued_when_the_broker_is_back(monkeypatch):
+    """With no further spend: the usage writer's asker keeps trying."""
+    monkeypatch.setattr(alerts, "RETRY_EVERY", 0.05)
+    queued: list[int] = []
+    failures = iter([True, True, False])
+
+    def apply_async(args):
+        if next(failures, False):
+            raise ConnectionError("the broker is down")
+        queued.append(args[0])
+
+    monkeypatch.setattr(check_budget_alerts, "apply_async", apply_async)
+    asker = alerts.AlertAsker()
+
+    asker.ask([7])
+
+    assert wait_for(lambda: queued == [7], timeout=5)
+
+
+def test_a_key_charged_again_within_the_quiet_period_gets_one_more_check_at_its_end(monkeypatch):
+    monkeypatch.setattr(alerts, "CHECK_EVERY", 0.3)
+    queued: list[int] = []
+    monkeypatch.setattr(check_budget_alerts, "apply_async", lambda args: queued.append(args[0]))
+    asker = alerts.AlertAsker()
+
+    asker.ask([7])
+    assert wait_for(lambda: queued == [7], timeout=5)
+    asker.ask([7])
+    asker.ask([7])
+
+    assert wait_for(lambda: queued == [7, 7], timeout=5)
+    assert not wait_for(lambda: len(queued) > 2, timeout=0.6)
+
+
+def test_the_sweep_hands_over_the_keys_with_a_budget_charged_since_its_last_run(make_key):
+    budgeted, _ = make_key(name="budgeted", daily_budget_usd=Decimal("1.00"))
+    quota, _ = make_key(name="quota", quota_usd=Decimal("5"))
+    earlier, _ = make_key(name="earlier", monthly_budget_usd=Decimal("10"))
+    unlimited, _ = make_key(name="unlimited")
+    for key in (budgeted, quota, earlier, unlimited):
+        spend(key, "0.10")
+    checked: list[int] = []
+    assert budget_alerts_sweep(check=checked.append) == 3
+    assert sorted(checked) == sorted([budgeted.id, quota.id, earlier.id])
+
+    # Written an hour before the last sweep: not read again.
+    UsageRecord.objects.filter(api_key_id=earlier.id).update(
+        recorded_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    spend(quota, "0.10")
+    checked.clear()
+    budget_alerts_sweep(check=checked.append)
+
+    assert sorted(checked) == sorted([budgeted.id, quota.id])
+
+
+def test_a_sweep_that_fails_midway_leaves_its_watermark_for_the_next_to_start_from(make_key):
+    key, _ = make_key(daily_budget_usd=Decimal("1.00"))
+    spend(key, "0.10")
+    budget_alerts_sweep(check=lambda key_id: None)
+    before = Watermark.objects.get(name="budget-alerts").position
+    spend(key, "0.10")
+
+    def broker_down(key_id: int) -> None:
+        raise ConnectionError("the broker is down")
+
+    with pytest.raises(ConnectionError):
+        budget_alerts_sweep(check=broker_down)
+
+    assert Watermark.objects.get(name="budget-alerts").position == before

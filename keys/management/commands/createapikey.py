@@ -8,7 +8,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 
 from accounts.services import account_get_or_create_for_email
-from keys.forms import UsdField
+from keys.forms import KeyForm, UsdField
 from keys.services import key_create
 
 # Option types raise ArgumentTypeError: argparse then prints the usage and the
@@ -45,6 +45,17 @@ def _expiry(value: str) -> datetime:
     return parsed
 
 
+def _name(value: str) -> str:
+    """The name by the console form's rules (stripped, 1 to 100 characters, no
+    control characters), so a key made here saves unchanged there."""
+    if not value.strip() or len(value.strip()) > 100:
+        raise CommandError("--name must be 1 to 100 characters")
+    try:
+        return KeyForm.base_fields["name"].clean(value)
+    except ValidationError as error:
+        raise CommandError(f"--name {value!r}: {' '.join(error.messages)}") from None
+
+
 class Command(BaseCommand):
     help = (
         "Create an API key for the account of EMAIL (created if needed), with any limits; "
@@ -64,15 +75,12 @@ class Command(BaseCommand):
         parser.add_argument("--notify-email", default="", help="budget alerts go here")
 
     def handle(self, *args, **options):
-        # Stripped as the console's form strips it, so saving there changes nothing.
-        email, name = options["email"], options["name"].strip()
+        email, name = options["email"], _name(options["name"])
         for address in filter(None, (email, options["notify_email"])):
             try:
                 validate_email(address)
             except ValidationError:
                 raise CommandError(f"{address!r} is not a valid email address") from None
-        if not name or len(name) > 100:
-            raise CommandError("--name must be 1 to 100 characters")
         models = [m.strip() for m in (options["models"] or "").split(",") if m.strip()]
         self._check_models(models)
         account, created = account_get_or_create_for_email(email=email)
