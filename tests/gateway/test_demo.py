@@ -113,3 +113,18 @@ def test_setupdemo_routes_the_models_to_openai_when_its_key_is_set(
     [sent] = fake_upstream.requests
     assert sent["body"]["model"] == "gpt-5.5"
     assert sent["headers"]["Authorization"] == "Bearer sk-operator-openai-key"
+
+
+def test_setupdemo_offers_plans_and_credits_the_demo_account_once(demo, settings):
+    from billing.models import Balance, Plan
+    from billing.services import reconcile
+
+    call_command("setupdemo", stdout=StringIO())  # a second start
+
+    assert set(Plan.objects.filter(active=True).values_list("name", flat=True)) == {
+        "starter",
+        "builder",
+        "team",
+    }
+    assert Balance.objects.get().amount_usd == 5
+    assert reconcile() == []

@@ -3,11 +3,15 @@
 import json
 import os
 import secrets
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from accounts.models import User
+from billing.config import plans_apply
+from billing.models import LedgerEntry
+from billing.services import ledger_post
 from gateway.config import config_apply
 from keys.models import ApiKey
 from keys.services import key_create, key_hash_matches
@@ -79,6 +83,30 @@ def demo_document() -> dict:
     return {"providers": providers, "models": models}
 
 
+# Plans the demo offers, so the billing page has something to show.
+DEMO_PLANS = [
+    {"name": "starter", "title": "Starter", "price": "5.00", "credit_usd": "5"},
+    {
+        "name": "builder",
+        "title": "Builder",
+        "price": "20.00",
+        "credit_usd": "22",
+        "recommended": True,
+        "display_order": 1,
+    },
+    {
+        "name": "team",
+        "title": "Team",
+        "price": "100.00",
+        "credit_usd": "120",
+        "credit_valid_days": 365,
+        "display_order": 2,
+    },
+]
+# Credit the demo account starts with, so its first request is served.
+STARTER_CREDIT = Decimal("5")
+
+
 class Command(BaseCommand):
     help = "Create the demo models, login and API key, and print them."
 
@@ -86,7 +114,8 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args, base_url: str, **options):
-        config_apply(demo_document())
+        report = config_apply(demo_document())
+        plans_apply(DEMO_PLANS, prune=False, report=report)
         state_file = settings.DATA_DIR / "demo.json"
         state = json.loads(state_file.read_text()) if state_file.exists() else {}
         user = User.objects.filter(email=DEMO_EMAIL).first()
@@ -110,6 +139,14 @@ class Command(BaseCommand):
             _, state["api_key"] = key_create(
                 account=user.account, name="demo", rpm_limit=600, tpm_limit=2_000_000
             )
+        # Once per account: the source says so.
+        ledger_post(
+            account_id=user.account_id,
+            kind=LedgerEntry.Kind.ADJUSTMENT,
+            amount=STARTER_CREDIT,
+            source=f"demo:starter-credit:{user.account_id}",
+            reason="Starter credit of the demo account.",
+        )
         # Kept beside the SQLite file (like the generated SECRET_KEY) so the
         # same demo credentials are printed at every start.
         state_file.write_text(json.dumps(state))
