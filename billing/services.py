@@ -93,10 +93,10 @@ class Written(Protocol):
     cost_usd: Decimal
 
 
-def usage_debit(records: Iterable[Written]) -> int:
+def usage_debit(records: Iterable[Written]) -> None:
     """Debit each account the cost of its records of one usage-writer batch,
     one entry per account (inside the writer's transaction: the records and
-    their debit commit together). Returns the entries posted.
+    their debit commit together).
 
     A record is in exactly one committed batch, so the smallest request id of
     an account's records in the batch names the debit uniquely: a batch
@@ -109,16 +109,13 @@ def usage_debit(records: Iterable[Written]) -> int:
         costs[record.account_id] += record.cost_usd
         if record.account_id not in first or record.request_id < first[record.account_id]:
             first[record.account_id] = record.request_id
-    posted = 0
     for account_id in sorted(costs):  # a fixed order: two writers never deadlock
-        entry = ledger_post(
+        ledger_post(
             account_id=account_id,
             kind=Kind.USAGE,
             amount=-costs[account_id],
             source=f"usage:{account_id}:{first[account_id]}",
         )
-        posted += entry is not None
-    return posted
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +160,10 @@ def reconcile(account_ids: Iterable[int] | None = None) -> list[Mismatch]:
         ]
         mismatches += [Mismatch(account, w, e, f) for w, e, f in checks if e != f]
     for account in (set(total) | set(recorded)) - seen:
-        # Entries or records with no balance row: its snapshot is missing.
-        mismatches.append(Mismatch(account, "balance", total.get(account, Decimal(0)), Decimal(0)))
+        # Entries or records with no balance row (none posted yet, or its
+        # snapshot is missing): the sums must then be nothing.
+        if total.get(account, Decimal(0)):
+            mismatches.append(Mismatch(account, "balance", total[account], Decimal(0)))
         if recorded.get(account, Decimal(0)) != -used.get(account, Decimal(0)):
             mismatches.append(
                 Mismatch(

@@ -134,3 +134,10 @@ def test_a_usage_record_without_its_debit_is_a_difference(make_key, account):
     assert mismatch.what == "usage debits"
     assert (mismatch.expected, mismatch.found) == (Decimal("0.5"), Decimal("0.25"))
     assert UsageRecord.objects.count() == 1
+
+
+def test_an_account_with_only_free_usage_and_no_balance_reconciles(make_key, account):
+    key, _ = make_key()
+    _write([usage_entry(key, "pb-free", cost_usd=Decimal(0))])
+
+    assert reconcile() == []
