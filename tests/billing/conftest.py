@@ -6,7 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from tests.web import _fast_password_hashing, browser_like_client  # noqa: F401  (fixtures)
+from tests.web import (  # noqa: F401  (fixtures)
+    _fast_password_hashing,
+    anonymous_client,
+    browser_like_client,
+)
 
 _n = itertools.count()
 
