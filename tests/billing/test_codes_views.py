@@ -163,7 +163,5 @@ def test_the_credit_validity_is_shown_in_the_accounts_time_zone(account, owner_c
 
     html = post(owner_client, code, htmx=True).content.decode()
 
-
-
     expected = (timezone.now() + timedelta(days=1)).astimezone(ZoneInfo("Pacific/Kiritimati"))
     assert f"valid until {expected.day} {expected:%b %Y}" in html
