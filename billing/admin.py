@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
+from billing.codes_admin import generate_codes  # registers the code admins too
 from billing.models import Balance, LedgerEntry, Plan
 from billing.services import ledger_post
 
@@ -23,6 +24,7 @@ class PlanAdmin(admin.ModelAdmin):
     )
     list_filter = ("active",)
     search_fields = ("name", "title")
+    actions = (generate_codes,)
 
 
 class AdjustmentForm(forms.ModelForm):

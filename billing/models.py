@@ -17,6 +17,9 @@ from django.db import models
 
 from accounts.models import Account
 
+# Redemption codes live in their own module; imported here to be billing models.
+from billing.codes_models import CodeBatch, Redemption, RedemptionCode  # noqa: F401
+
 
 def money(**options) -> models.DecimalField:
     """A USD amount with the precision of usage costs."""
