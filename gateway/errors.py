@@ -109,6 +109,15 @@ class ServiceUnavailable(GatewayError):
     code = "service_unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL cannot answer what this request needs in time (gateway/db.py)."""
+
+    def __init__(
+        self, message: str = "PureBridge cannot reach its database right now; try again shortly."
+    ) -> None:
+        super().__init__(message, headers={"retry-after": "5"})
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout"

@@ -105,6 +105,17 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL deadlines (README "When PostgreSQL or Redis is down"). Opening a
+# connection, in every process:
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 2, minimum=1)
+# In web processes only (not migrations, not Celery's long jobs): PostgreSQL
+# cancels a statement that runs longer, and the process itself gives up on
+# any wait for the server one second after that (a frozen server or a lost
+# network cancels nothing). 0: neither.
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 5.0, minimum=0.0)
+DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 10, minimum=1)
+DATABASE_POOL_MAX_WAITING = env_int("DATABASE_POOL_MAX_WAITING", 32, minimum=1)
+
 if EMBEDDED:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -121,14 +132,28 @@ if EMBEDDED:
         }
     }
 else:
+    from purebridge.dbconn import DeadlineConnection
+
     _database = database_from_url(DATABASE_URL)
     # Under ASGI persistent connections leak across threads; psycopg's own pool
     # hands connections out per use instead.
     _database["CONN_MAX_AGE"] = 0
+    # Libpq counts whole seconds, and at least 2.
+    _database["OPTIONS"].setdefault("connect_timeout", str(DATABASE_CONNECT_TIMEOUT))
     _database["OPTIONS"]["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 1, minimum=0),
-        "max_size": env_int("DATABASE_POOL_MAX", 10, minimum=1),
-        "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0),
+        "max_size": DATABASE_POOL_MAX,
+        # A connection asked for waits this long, and this many may wait:
+        # past either, the caller gets an error (a 503 on the request path).
+        "timeout": env_float("DATABASE_POOL_TIMEOUT", 3.0, minimum=0.1),
+        "max_waiting": DATABASE_POOL_MAX_WAITING,
+        # A connection lost (PostgreSQL stopped) is reopened with a backoff
+        # that doubles; giving up after a few seconds lets the next request
+        # try at once, so a database that is back is used again within seconds
+        # of it, not minutes (psycopg's default is to keep doubling for 5).
+        "reconnect_timeout": 5.0,
+        # Every wait on the server has a deadline (purebridge/dbconn.py).
+        "connection_class": DeadlineConnection,
     }
     DATABASES = {"default": _database}
 
@@ -252,6 +277,10 @@ PUREBRIDGE_RESPONSE_RETENTION_SECONDS = env_int(
 )
 # Usage records are written by a background thread in batches.
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
+# The longest a /v1 request waits for PostgreSQL (a key or the model
+# catalogue not cached yet, a budget counter rebuilt), a retry on a fresh
+# connection included; then 503.
+PUREBRIDGE_DB_TIMEOUT = env_float("PUREBRIDGE_DB_TIMEOUT", 3.0, minimum=0.1)
 # The largest token count an upstream's usage is believed for (per field, per
 # request); a larger one is replaced by PureBridge's own count (gateway/reported.py).
 PUREBRIDGE_MAX_REPORTED_TOKENS = env_int(
