@@ -14,6 +14,7 @@ from tests.faults.support import (
     HEALTH_DEADLINE,
     ask,
     gateway,
+    get,
     health,
     recorded,
     seed,
@@ -81,3 +82,14 @@ def test_health_answers_within_a_second_and_says_the_database_is_unreachable(web
     assert max(seconds for _, seconds, _ in answers) < HEALTH_DEADLINE
     status, seconds, body = health(web.url)
     assert (status, body["database"], body["redis"]) == (503, "unreachable", "ok")
+
+
+def test_the_console_shows_a_503_page_by_its_deadline(web, frozen):
+    frozen()
+
+    for _ in range(2):
+        status, seconds, response = get(web.url, "/docs/", timeout=10)
+        assert status == 503
+        assert seconds < API_DEADLINE + 1  # the statement timeout's deadline (2 s + 1)
+        assert response is not None
+        assert "database" in response.text.lower()

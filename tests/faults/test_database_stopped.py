@@ -16,6 +16,7 @@ from tests.faults.support import (
     HEALTH_DEADLINE,
     ask,
     gateway,
+    get,
     health,
     recorded,
     seed,
@@ -111,3 +112,17 @@ def test_health_says_the_database_is_unreachable_within_a_second(web, outage):
     assert status == 503
     assert body["database"] == "unreachable"
     assert body["redis"] == "ok"
+
+
+def test_the_console_shows_a_503_page_while_the_database_is_down(web, outage):
+    outage()
+
+    for _ in range(2):
+        status, seconds, response = get(web.url, "/docs/")
+        assert status == 503
+        assert seconds < API_DEADLINE
+        assert response is not None
+        assert response.headers["content-type"].startswith("text/html")
+        assert int(response.headers["retry-after"]) >= 1
+        assert "PureBridge" in response.text
+        assert "database" in response.text.lower()
