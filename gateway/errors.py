@@ -118,6 +118,16 @@ class DatabaseUnavailable(ServiceUnavailable):
         super().__init__(message, headers={"retry-after": "5"})
 
 
+class UsageBacklog(ServiceUnavailable):
+    """The usage writer holds as many records as it may (usage/recorder.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "PureBridge cannot record requests right now; try again shortly.",
+            headers={"retry-after": "5"},
+        )
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout"

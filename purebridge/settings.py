@@ -280,6 +280,10 @@ PUREBRIDGE_RESPONSE_RETENTION_SECONDS = env_int(
 )
 # Usage records are written by a background thread in batches.
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
+# The most records a web process keeps waiting for the database (while it is
+# down; about 1 KB each); at this many it refuses new /v1 requests with 503
+# rather than lose the record of one it served.
+PUREBRIDGE_USAGE_BACKLOG_MAX = env_int("PUREBRIDGE_USAGE_BACKLOG_MAX", 50_000, minimum=1)
 # The longest a /v1 request waits for PostgreSQL (a key or the model
 # catalogue not cached yet, a budget counter rebuilt), a retry on a fresh
 # connection included; then 503.
