@@ -30,6 +30,12 @@ REDIS_URL = env_str("REDIS_URL")
 # for a free one rather than opening more (1,000 open streams must not mean
 # hundreds of connections per worker).
 REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 32, minimum=1)
+# How long any Redis command may wait for its answer, and a connection for
+# Redis to accept it. A Redis that does not answer in time counts as down
+# (README "When PostgreSQL or Redis is down"): budgets fail closed, rate
+# limits fall back to each process, and it is asked again a second later.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 1.0, minimum=0.05)
+REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 1.0, minimum=0.05)
 EMBEDDED = not DATABASE_URL
 
 DEBUG = env_bool("DEBUG", default=False)
@@ -185,11 +191,22 @@ PUREBRIDGE_SERVE_STATIC = env_bool("PUREBRIDGE_SERVE_STATIC", default=True)
 # Throttled logins and other console counters. Redis shares them between web
 # processes; the embedded default has one process, so memory is enough.
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "pb-console",
+            # redis-py's default waits 5 s per try and tries a timeout 4 times;
+            # a Redis that does not answer is a 503 page by REDIS_TIMEOUT.
+            "OPTIONS": {
+                "socket_timeout": REDIS_TIMEOUT,
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            },
         }
     }
 else:
@@ -226,6 +243,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PureBridge <noreply@localhos
 # filesystem, so the worker and beat still run with nothing installed.
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # Without these, a task sent to a Redis that accepts connections and never
+    # answers (the usage writer's budget checks) waits for ever. Not below 2 s:
+    # a worker's blocking pop waits 1 s for its answer.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "socket_timeout": max(REDIS_TIMEOUT, 2.0),
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    }
 else:
     _broker_dir = DATA_DIR / "celery"
     for _sub in ("queue", "processed", "control"):
