@@ -17,7 +17,7 @@ from tests.faults.support import HEALTH_DEADLINE, Unanswering, ask, gateway, hea
 from tests.helpers import wait_for
 
 # REDIS_TIMEOUT (0.5 s) and REDIS_CONNECT_TIMEOUT (0.5 s), with room for a busy machine.
-REDIS_DEADLINE = 2.0
+REDIS_DEADLINE = 1.5
 
 
 @pytest.fixture(scope="module")
