@@ -21,7 +21,7 @@ def conn(django_db_setup):
         yield connection
 
 
-def test_a_wait_past_the_threads_deadline_is_cut_and_the_connection_closed(conn):
+def test_a_wait_past_the_threads_deadline_is_cut_and_the_connection_closed(conn, no_default):
     started = time.monotonic()
 
     with deadline(started + 0.3), pytest.raises(DeadlineExceeded):
@@ -41,12 +41,18 @@ def test_the_process_default_applies_where_the_thread_set_none(conn, monkeypatch
     assert time.monotonic() - started < 1.5
 
 
-def test_without_a_deadline_a_wait_is_not_limited(conn):
+@pytest.fixture
+def no_default(monkeypatch):
+    """As in migrations and Celery (this process may have served as a web one)."""
+    monkeypatch.setattr(dbconn, "_default_timeout", None)
+
+
+def test_without_a_deadline_a_wait_is_not_limited(conn, no_default):
     assert dbconn.time_left() is None
     assert conn.execute("SELECT pg_sleep(0.5), 1").fetchone() == ("", 1)
 
 
-def test_an_inner_deadline_never_outlasts_the_outer_one():
+def test_an_inner_deadline_never_outlasts_the_outer_one(no_default):
     with deadline(time.monotonic() + 1), deadline(time.monotonic() + 60):
         assert dbconn.time_left() <= 1
     assert dbconn.time_left() is None
