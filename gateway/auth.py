@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from gateway.db import run_db
+from gateway.db import database_down, run_db
 from gateway.errors import DatabaseUnavailable, InvalidApiKey
 from keys.services import key_hash, key_parse
 
@@ -86,7 +86,7 @@ def _load(lookup: str) -> KeyInfo | None:
 async def _key_info(lookup: str) -> KeyInfo | None:
     now = time.monotonic()
     entry = _cache.get(lookup)
-    if entry is not None and entry[1] > now:
+    if entry is not None and (entry[1] > now or (entry[0] is not None and database_down())):
         return entry[0]
     try:
         info = await run_db(_load, lookup)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from gateway.db import run_db
+from gateway.db import database_down, run_db
 from gateway.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -150,6 +150,8 @@ async def get_catalogue() -> Catalogue:
     current = _holder.current
     if current is not None and time.monotonic() - current.loaded_at < settings.PUREBRIDGE_CACHE_TTL:
         return current
+    if _holder.last is not None and database_down():
+        return _holder.last
     async with _holder.lock():
         # Another request may have reloaded while this one waited for the lock.
         current = _holder.current

@@ -46,6 +46,14 @@ def _threads() -> ThreadPoolExecutor:
     return _Calls.threads
 
 
+def database_down() -> bool:
+    """The database is taken for down: what is cached is served as last read,
+    without trying it (and waiting up to a deadline, holding up the others
+    that wait for the same entry). What finds it back: the usage writer's next
+    try, /health's checks, and requests for what is not cached."""
+    return db.taken_for_down()
+
+
 async def run_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """fn(*args, **kwargs) in a database thread, by PUREBRIDGE_DB_TIMEOUT."""
     return await _run(fn, args, kwargs, settings.PUREBRIDGE_DB_TIMEOUT, probe=False)

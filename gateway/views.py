@@ -103,11 +103,13 @@ async def _check() -> None:
 
 async def health(req: Request, usage: Usage | None) -> None:
     cache = _HealthCache
-    if time.monotonic() - cache.checked_at >= 1.0 and (
-        cache.checking is None or cache.checking.done()
-    ):
-        cache.checking = asyncio.get_running_loop().create_task(_check())
-    if cache.checking is not None and not cache.checking.done():
-        await asyncio.wait([cache.checking], timeout=CHECK_SECONDS + 0.1)
+    loop = asyncio.get_running_loop()
+    checking = cache.checking
+    if checking is not None and checking.get_loop() is not loop:
+        checking = None  # another event loop's (tests run several)
+    if time.monotonic() - cache.checked_at >= 1.0 and (checking is None or checking.done()):
+        checking = cache.checking = loop.create_task(_check())
+    if checking is not None and not checking.done():
+        await asyncio.wait([checking], timeout=CHECK_SECONDS + 0.1)
     status, body = cache.result
     await req.send_json(status, body, [(b"cache-control", b"no-store")])

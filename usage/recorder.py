@@ -56,6 +56,7 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.errors import UniqueViolation
 
+from purebridge import db
 from usage.alerts import alerts_check
 
 if TYPE_CHECKING:
@@ -159,9 +160,13 @@ class UsageRecorder:
         while True:
             try:
                 _write(batch)
+                db.mark_up()
                 return
             except (OperationalError, InterfaceError) as error:
                 # The database is unreachable: keep the batch and try again.
+                # The web process's other users of it learn it from here too.
+                if db.unreachable(error):
+                    db.mark_down(error)
                 log.warning(
                     "writing %d usage records failed (%s, %d waiting); retrying in %.1fs",
                     len(batch),

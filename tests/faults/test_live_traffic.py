@@ -148,7 +148,8 @@ def test_faults_one_after_another_under_traffic(web, keys, postgres, own_redis):
         assert {s.status for s in sent if s.key == name} == {200}, by_phase
     refused = [s for s in sent if s.status == 503]
     assert {s.code for s in refused} <= {"service_unavailable"}
-    assert {s.phase for s in refused} <= {"redis hung", "redis killed", "redis back"}, by_phase
+    # Only while Redis is away, or within the second a worker waits to ask it again.
+    assert all(s.phase.startswith("redis") for s in refused), by_phase
     for phase in ("postgres stopped", "postgres frozen", "redis hung", "redis killed"):
         assert by_phase[(phase, "plain", 200)] > 0, by_phase
 
