@@ -1,11 +1,12 @@
 """What a web process knows of PostgreSQL's reachability, and its deadlines.
 
 After the database failed to answer (it refused, was cut at a deadline, had
-no connection to give), callers fail fast for a second instead of each
-waiting for its own deadline: the /v1 hot path (gateway/db.py), the console
-(console/middleware.py) and /health all read `usable()`. Then one caller
-tries again; its success reopens the way for all (as Redis's is in
-gateway/limiter_redis.py).
+no connection to give), the process takes it for down: the /v1 hot path
+(gateway/db.py) answers 503 at once and serves cached keys and catalogue
+without refreshing them, the console (console/unavailable.py) shows its 503
+page at once. A second later one caller tries again; any success (that
+caller's, the usage writer's, a /health check's) ends it, as Redis's does in
+gateway/limiter_redis.py.
 """
 
 from __future__ import annotations
