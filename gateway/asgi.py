@@ -18,7 +18,7 @@ from django.conf import settings
 from gateway import invalidation, journal
 from gateway.accounting import Usage
 from gateway.chat import chat_completions
-from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl
+from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl, UsageBacklog
 from gateway.http import Receive, Request, Send
 from gateway.responses.endpoint import create_response
 from gateway.upstream import close_session
@@ -64,6 +64,11 @@ class GatewayApp:
 
     async def _api(self, scope: dict, receive: Receive, send: Send) -> None:
         req = Request(scope, receive, send)
+        if get_recorder().full():
+            # Records wait for the database as long as it is down, up to a
+            # bound: past it new requests are refused (and not recorded),
+            # rather than the record of one already served lost.
+            return await req.send_error(UsageBacklog())
         route = _resolve(req.path)
         usage = Usage(req, route[0] if route else "unknown")
         watcher: asyncio.Task | None = None

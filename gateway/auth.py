@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from gateway.db import run_db
-from gateway.errors import InvalidApiKey
+from gateway.db import database_down, run_db
+from gateway.errors import DatabaseUnavailable, InvalidApiKey
 from keys.services import key_hash, key_parse
 
 NEGATIVE_TTL = 5.0
@@ -86,9 +86,14 @@ def _load(lookup: str) -> KeyInfo | None:
 async def _key_info(lookup: str) -> KeyInfo | None:
     now = time.monotonic()
     entry = _cache.get(lookup)
-    if entry is not None and entry[1] > now:
+    if entry is not None and (entry[1] > now or (entry[0] is not None and database_down())):
         return entry[0]
-    info = await run_db(_load, lookup)
+    try:
+        info = await run_db(_load, lookup)
+    except DatabaseUnavailable:
+        if entry is None or entry[0] is None:
+            raise
+        return entry[0]  # as last read, until the database answers again
     ttl = settings.PUREBRIDGE_CACHE_TTL if info is not None else NEGATIVE_TTL
     _cache[lookup] = (info, now + ttl)
     if info is not None:
@@ -121,7 +126,11 @@ def invalidate_key(lookup: str) -> None:
 
 
 def invalidate_all_keys() -> None:
+    # Expired, not forgotten: while the database cannot be read, a key is
+    # served as it was last read (invalidate_key drops one that changed).
+    known = {lookup: (info, 0.0) for lookup, (info, _) in _cache.items() if info is not None}
     _cache.clear()
+    _cache.update(known)
 
 
 async def authenticate(authorization: str | None) -> KeyInfo:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from gateway.db import run_db
+from gateway.db import database_down, run_db
+from gateway.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from gateway.providers.base import Adapter
@@ -129,6 +130,8 @@ def _load_catalogue() -> Catalogue:
 class _Holder:
     def __init__(self) -> None:
         self.current: Catalogue | None = None
+        # The last one read, served while the database cannot be read.
+        self.last: Catalogue | None = None
         # One lock per event loop: a process normally has one, tests have several.
         self.locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -147,12 +150,19 @@ async def get_catalogue() -> Catalogue:
     current = _holder.current
     if current is not None and time.monotonic() - current.loaded_at < settings.PUREBRIDGE_CACHE_TTL:
         return current
+    if _holder.last is not None and database_down():
+        return _holder.last
     async with _holder.lock():
         # Another request may have reloaded while this one waited for the lock.
         current = _holder.current
         if current is None or time.monotonic() - current.loaded_at >= settings.PUREBRIDGE_CACHE_TTL:
-            current = await run_db(_load_catalogue)
-            _holder.current = current
+            try:
+                current = await run_db(_load_catalogue)
+            except DatabaseUnavailable:
+                if _holder.last is None:
+                    raise
+                return _holder.last
+            _holder.current = _holder.last = current
     return current
 
 

@@ -10,6 +10,7 @@ Without Redis (embedded mode) the same happens within the one process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -61,10 +62,13 @@ class Cooldowns:
 
             key = f"pb:route:{route_id}:failures"
             try:
-                async with async_client().pipeline(transaction=True) as pipe:
-                    pipe.incr(key)
-                    pipe.expire(key, int(FAILURE_WINDOW), nx=True)
-                    count, _ = await pipe.execute()
+                # On the request path: a Redis that does not answer costs it
+                # one deadline at most, and the failure is counted here.
+                async with asyncio.timeout(_redis_deadline()):
+                    async with async_client().pipeline(transaction=True) as pipe:
+                        pipe.incr(key)
+                        pipe.expire(key, int(FAILURE_WINDOW), nx=True)
+                        count, _ = await pipe.execute()
                 return int(count)
             except Exception:
                 log.warning("could not count a route failure in Redis", exc_info=True)
@@ -85,10 +89,11 @@ class Cooldowns:
         from purebridge.redis import async_client
 
         try:
-            client = async_client()
-            await client.delete(f"pb:route:{route_id}:failures")
-            await client.set(f"pb:route:{route_id}:cool", "1", px=int(seconds * 1000))
-            await client.publish(CHANNEL, f"cool:{route_id}:{seconds:.3f}")
+            async with asyncio.timeout(_redis_deadline()):
+                client = async_client()
+                await client.delete(f"pb:route:{route_id}:failures")
+                await client.set(f"pb:route:{route_id}:cool", "1", px=int(seconds * 1000))
+                await client.publish(CHANNEL, f"cool:{route_id}:{seconds:.3f}")
         except Exception:
             log.warning("could not share a route cooldown through Redis", exc_info=True)
 
@@ -102,6 +107,10 @@ class Cooldowns:
             if ttl_ms > 0:
                 route_id = int(key.split(b":")[2])
                 self.apply(route_id, ttl_ms / 1000)
+
+
+def _redis_deadline() -> float:
+    return settings.REDIS_CONNECT_TIMEOUT + settings.REDIS_TIMEOUT
 
 
 cooldowns = Cooldowns()

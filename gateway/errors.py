@@ -114,6 +114,25 @@ class ServiceUnavailable(GatewayError):
     code = "service_unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL cannot answer what this request needs in time (gateway/db.py)."""
+
+    def __init__(
+        self, message: str = "PureBridge cannot reach its database right now; try again shortly."
+    ) -> None:
+        super().__init__(message, headers={"retry-after": "5"})
+
+
+class UsageBacklog(ServiceUnavailable):
+    """The usage writer holds as many records as it may (usage/recorder.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "PureBridge cannot record requests right now; try again shortly.",
+            headers={"retry-after": "5"},
+        )
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout"

@@ -15,6 +15,8 @@ import asyncio
 import logging
 import time
 
+from redis.exceptions import RedisError
+
 from gateway import lua
 from gateway.db import run_db
 from gateway.leases import (
@@ -53,6 +55,10 @@ ADMIT_SCRIPT = Script(ADMIT)
 REBUILD_SCRIPT = Script(REBUILD)
 
 
+class TakenForDown(RedisError):
+    """Redis is taken for down (usable() is False); not worth a retry."""
+
+
 class RedisLimiter:
     name = "redis"
 
@@ -81,6 +87,10 @@ class RedisLimiter:
             drawn = await self.leases.before_asking(key.id, terms, reservation, loop)
             if drawn is not None:
                 return drawn
+            if not usable():
+                # The ask this request waited for failed: Redis is down, and
+                # asking again would cost this request a deadline of its own.
+                raise TakenForDown("Redis failed while this request waited for it")
 
         redis = pipe()
         rid = reservation.request_id

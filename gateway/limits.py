@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from gateway import limiter_local, limiter_redis
@@ -251,16 +252,19 @@ async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdi
         backend = limiter_redis.limiter
         if limiter_redis.usable():
             reservation.backend = backend.name
-            # One failure may be a connection that broke when Redis restarted:
+            # A broken connection may be one that broke when Redis restarted:
             # ask again before treating Redis as down. (If the first try did
             # reserve and only its reply was lost, the script finds that
-            # admission and answers with it: nothing is reserved twice.)
+            # admission and answers with it: nothing is reserved twice.) A
+            # Redis that did not answer in time is down at once: asking again
+            # would make every request wait twice for the same news.
             for attempt in range(2):
                 try:
                     return await backend.admit(key, reservation, windows, retry=attempt > 0)
-                except (RedisError, OSError):
-                    if attempt:
+                except (RedisError, OSError) as error:
+                    if attempt or not isinstance(error, RedisConnectionError | OSError):
                         limiter_redis.mark_down()
+                        break
         if windows:
             # Budgets fail closed: admitting blind could overspend without bound.
             raise ServiceUnavailable(

@@ -12,7 +12,7 @@ from gateway.accounting import Usage
 from gateway.auth import authenticate
 from gateway.catalogue import ModelConfig, get_catalogue
 from gateway.chat import authorize
-from gateway.db import run_db
+from gateway.db import probe_db
 from gateway.http import Request
 
 
@@ -40,16 +40,27 @@ async def retrieve_model(req: Request, usage: Usage) -> None:
 
 
 class _HealthCache:
-    """Probes may arrive many times a second; the checks run at most once a second."""
+    """Probes may arrive many times a second: the checks run at most once a
+    second, each within CHECK_SECONDS, in a task of their own. A probe waits
+    for a check under way (at most that long), else answers at once with the
+    last result: whatever is down, /health answers within a second."""
 
     checked_at = 0.0
-    result: tuple[int, dict] = (200, {})
+    result: tuple[int, dict] = (503, {"status": "starting"})
+    checking: asyncio.Task | None = None
 
 
-def _database_ok() -> bool:
+CHECK_SECONDS = 0.8
+
+
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+async def _database_ok() -> bool:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        await probe_db(_select_one, CHECK_SECONDS)
         return True
     except Exception:
         return False
@@ -61,7 +72,7 @@ async def _redis_state() -> str:
     from purebridge.redis import async_client
 
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(CHECK_SECONDS):
             await async_client().ping()
         from gateway.limiter_redis import mark_up
 
@@ -71,25 +82,34 @@ async def _redis_state() -> str:
         return "unreachable"
 
 
+async def _check() -> None:
+    database_ok, redis_state = await asyncio.gather(_database_ok(), _redis_state())
+    healthy = database_ok and redis_state != "unreachable"
+    # Only a lost database takes this worker out of a load balancer: without
+    # Redis it still serves (see the README's Redis-down policy).
+    _HealthCache.result = (
+        200 if database_ok else 503,
+        {
+            "status": "ok" if healthy else "degraded",
+            "database": "ok" if database_ok else "unreachable",
+            "redis": redis_state,
+            # With Redis down, budgets fail closed and rate limits are per process.
+            "limits": "ok" if redis_state != "unreachable" else "degraded",
+            "mode": "embedded" if settings.EMBEDDED else "production",
+        },
+    )
+    _HealthCache.checked_at = time.monotonic()
+
+
 async def health(req: Request, usage: Usage | None) -> None:
-    now = time.monotonic()
-    if now - _HealthCache.checked_at >= 1.0:
-        database_ok = await run_db(_database_ok)
-        redis_state = await _redis_state()
-        healthy = database_ok and redis_state != "unreachable"
-        # Only a lost database takes this worker out of a load balancer: without
-        # Redis it still serves (see the README's Redis-down policy).
-        _HealthCache.result = (
-            200 if database_ok else 503,
-            {
-                "status": "ok" if healthy else "degraded",
-                "database": "ok" if database_ok else "unreachable",
-                "redis": redis_state,
-                # With Redis down, budgets fail closed and rate limits are per process.
-                "limits": "ok" if redis_state != "unreachable" else "degraded",
-                "mode": "embedded" if settings.EMBEDDED else "production",
-            },
-        )
-        _HealthCache.checked_at = now
-    status, body = _HealthCache.result
+    cache = _HealthCache
+    loop = asyncio.get_running_loop()
+    checking = cache.checking
+    if checking is not None and checking.get_loop() is not loop:
+        checking = None  # another event loop's (tests run several)
+    if time.monotonic() - cache.checked_at >= 1.0 and (checking is None or checking.done()):
+        checking = cache.checking = loop.create_task(_check())
+    if checking is not None and not checking.done():
+        await asyncio.wait([checking], timeout=CHECK_SECONDS + 0.1)
+    status, body = cache.result
     await req.send_json(status, body, [(b"cache-control", b"no-store")])

@@ -12,6 +12,11 @@ from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
+
+from purebridge.db import configure_web_process  # noqa: E402
+
+# Before any connection: deadlines on every wait for PostgreSQL in this process.
+configure_web_process()
 if settings.PUREBRIDGE_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 

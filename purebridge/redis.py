@@ -1,4 +1,8 @@
-"""The process's Redis clients (one sync, one async per event loop), created lazily."""
+"""The process's Redis clients (one sync, one async per event loop), created lazily.
+
+Every command waits at most REDIS_TIMEOUT for its answer (REDIS_CONNECT_TIMEOUT
+to connect): a Redis that does not answer is down, as one that refuses is.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,36 @@ import functools
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
 from django.conf import settings
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError
 from redis.retry import Retry
 
 from purebridge.redis_pipe import RedisPipe
 
 # A pooled connection that broke (Redis restarted) fails its next command;
 # retry it on a fresh connection (the pool may hold several such) instead of
-# taking Redis for down.
-_OPTIONS: dict = {
-    "socket_timeout": 2,
-    "socket_connect_timeout": 2,
-    "retry": Retry(NoBackoff(), 3),
-    "retry_on_error": [ConnectionError, TimeoutError],
-}
+# taking Redis for down. Not a timeout: asking a Redis that does not answer
+# again would only make the caller wait several deadlines for the same news.
+RETRIES = 3
 # The event loop's own delays count against an async read's timeout: under a
 # thousand open streams a worker's loop can lag by a second, which must not
-# read as "Redis is down" (budgets would fail closed).
+# read as "Redis is down" (budgets would fail closed). The async client
+# serves pub/sub, cool-downs and /health, which bound their waits themselves;
+# admission's pipe tells a late reply from a busy loop (redis_pipe.py).
 ASYNC_SOCKET_TIMEOUT = 5
 # How long a request waits for a free pooled connection before it counts as
 # a Redis failure.
 POOL_WAIT_TIMEOUT = 5
+
+
+def _options(socket_timeout: float) -> dict:
+    return {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
+    }
+
 
 # Per event loop. Not weak: a client's connections hold their loop. Entries of
 # loops that were closed (tests, asyncio.run) are dropped when a new one is made.
@@ -40,7 +51,11 @@ _pipes: dict[asyncio.AbstractEventLoop, RedisPipe] = {}
 
 @functools.cache
 def sync_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, **_OPTIONS)
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        retry=Retry(NoBackoff(), RETRIES, supported_errors=(ConnectionError,)),
+        **_options(settings.REDIS_TIMEOUT),
+    )
 
 
 def async_client() -> redis.asyncio.Redis:
@@ -53,7 +68,10 @@ def async_client() -> redis.asyncio.Redis:
             settings.REDIS_URL,
             max_connections=settings.REDIS_POOL_SIZE,
             timeout=POOL_WAIT_TIMEOUT,
-            **{**_OPTIONS, "socket_timeout": ASYNC_SOCKET_TIMEOUT},
+            retry=redis.asyncio.retry.Retry(
+                NoBackoff(), RETRIES, supported_errors=(ConnectionError,)
+            ),
+            **_options(max(ASYNC_SOCKET_TIMEOUT, settings.REDIS_TIMEOUT)),
         )
         client = redis.asyncio.Redis(connection_pool=pool)
         _async_clients[loop] = client
@@ -69,8 +87,8 @@ def pipe() -> RedisPipe:
         _forget_closed_loops()
         connection = _pipes[loop] = RedisPipe(
             settings.REDIS_URL,
-            timeout=ASYNC_SOCKET_TIMEOUT,
-            connect_timeout=_OPTIONS["socket_connect_timeout"],
+            timeout=settings.REDIS_TIMEOUT,
+            connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
         )
     return connection
 

@@ -21,7 +21,9 @@ Redis marks as an error is a ResponseError and leaves the connection usable;
 a connection that breaks, or a reply that does not come within `timeout`
 seconds, fails every command waiting on that connection (ConnectionError,
 TimeoutError) and closes it (a late reply would be matched to the wrong
-command); the next command opens a new connection.
+command); the next command opens a new connection. A reply that came in time
+but that a busy event loop has not read yet is not late: the timeout is
+Redis's, not the loop's, so it can be short (REDIS_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import select
 import ssl
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -127,10 +130,24 @@ class _Connection(asyncio.Protocol):
         if not self.waiting or self.broken is not None:
             return
         due = self.waiting[0][1] + self.timeout
-        if due <= self.loop.time():
-            self._fail(RedisTimeoutError(f"Redis did not answer within {self.timeout:g}s"))
-        else:
+        if due > self.loop.time():
             self.watchdog = self.loop.call_at(due, self._check)
+        elif self._answer_waiting():
+            # Redis answered; a busy event loop has not read it yet (uvloop
+            # runs due timers before it reads sockets). Read first, then see.
+            self.watchdog = self.loop.call_later(0, self._check)
+        else:
+            self._fail(RedisTimeoutError(f"Redis did not answer within {self.timeout:g}s"))
+
+    def _answer_waiting(self) -> bool:
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
 
     def _fail(self, exc: Exception) -> None:
         if self.broken is None:

@@ -30,6 +30,12 @@ REDIS_URL = env_str("REDIS_URL")
 # for a free one rather than opening more (1,000 open streams must not mean
 # hundreds of connections per worker).
 REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 32, minimum=1)
+# How long any Redis command may wait for its answer, and a connection for
+# Redis to accept it. A Redis that does not answer in time counts as down
+# (README "When PostgreSQL or Redis is down"): budgets fail closed, rate
+# limits fall back to each process, and it is asked again a second later.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 1.0, minimum=0.05)
+REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 1.0, minimum=0.05)
 EMBEDDED = not DATABASE_URL
 
 DEBUG = env_bool("DEBUG", default=False)
@@ -79,6 +85,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A 503 page at once while PostgreSQL is taken for down (before the
+    # session and auth middleware, which would read it).
+    "console.unavailable.database_unavailable",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,6 +115,17 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL deadlines (README "When PostgreSQL or Redis is down"). Opening a
+# connection, in every process:
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 2, minimum=1)
+# In web processes only (not migrations, not Celery's long jobs): PostgreSQL
+# cancels a statement that runs longer, and the process itself gives up on
+# any wait for the server one second after that (a frozen server or a lost
+# network cancels nothing). 0: neither.
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 5.0, minimum=0.0)
+DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 10, minimum=1)
+DATABASE_POOL_MAX_WAITING = env_int("DATABASE_POOL_MAX_WAITING", 32, minimum=1)
+
 if EMBEDDED:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -122,14 +142,28 @@ if EMBEDDED:
         }
     }
 else:
+    from purebridge.dbconn import DeadlineConnection
+
     _database = database_from_url(DATABASE_URL)
     # Under ASGI persistent connections leak across threads; psycopg's own pool
     # hands connections out per use instead.
     _database["CONN_MAX_AGE"] = 0
+    # Libpq counts whole seconds, and at least 2.
+    _database["OPTIONS"].setdefault("connect_timeout", str(DATABASE_CONNECT_TIMEOUT))
     _database["OPTIONS"]["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 1, minimum=0),
-        "max_size": env_int("DATABASE_POOL_MAX", 10, minimum=1),
-        "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0),
+        "max_size": DATABASE_POOL_MAX,
+        # A connection asked for waits this long, and this many may wait:
+        # past either, the caller gets an error (a 503 on the request path).
+        "timeout": env_float("DATABASE_POOL_TIMEOUT", 3.0, minimum=0.1),
+        "max_waiting": DATABASE_POOL_MAX_WAITING,
+        # A connection lost (PostgreSQL stopped) is reopened with a backoff
+        # that doubles; giving up after a few seconds lets the next request
+        # try at once, so a database that is back is used again within seconds
+        # of it, not minutes (psycopg's default is to keep doubling for 5).
+        "reconnect_timeout": 5.0,
+        # Every wait on the server has a deadline (purebridge/dbconn.py).
+        "connection_class": DeadlineConnection,
     }
     DATABASES = {"default": _database}
 
@@ -158,11 +192,22 @@ PUREBRIDGE_SERVE_STATIC = env_bool("PUREBRIDGE_SERVE_STATIC", default=True)
 # Throttled logins and other console counters. Redis shares them between web
 # processes; the embedded default has one process, so memory is enough.
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "pb-console",
+            # redis-py's default waits 5 s per try and tries a timeout 4 times;
+            # a Redis that does not answer is a 503 page by REDIS_TIMEOUT.
+            "OPTIONS": {
+                "socket_timeout": REDIS_TIMEOUT,
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            },
         }
     }
 else:
@@ -206,7 +251,14 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PureBridge <noreply@localhos
 _visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=1)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": _visibility_timeout}
+    # Without the socket timeouts, a task sent to a Redis that accepts
+    # connections and never answers waits for ever. Not below 2 s: a
+    # worker's blocking pop waits 1 s for its answer.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "visibility_timeout": _visibility_timeout,
+        "socket_timeout": max(REDIS_TIMEOUT, 2.0),
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    }
 else:
     _broker_dir = DATA_DIR / "celery"
     for _sub in ("queue", "processed", "control"):
@@ -298,6 +350,14 @@ PUREBRIDGE_RESPONSE_RETENTION_SECONDS = env_int(
 )
 # Usage records are written by a background thread in batches.
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
+# The most records a web process keeps waiting for the database (while it is
+# down; about 1 KB each); at this many it refuses new /v1 requests with 503
+# rather than lose the record of one it served.
+PUREBRIDGE_USAGE_BACKLOG_MAX = env_int("PUREBRIDGE_USAGE_BACKLOG_MAX", 50_000, minimum=1)
+# The longest a /v1 request waits for PostgreSQL (a key or the model
+# catalogue not cached yet, a budget counter rebuilt), a retry on a fresh
+# connection included; then 503.
+PUREBRIDGE_DB_TIMEOUT = env_float("PUREBRIDGE_DB_TIMEOUT", 3.0, minimum=0.1)
 # The largest token count an upstream's usage is believed for (per field, per
 # request); a larger one is replaced by PureBridge's own count (gateway/reported.py).
 PUREBRIDGE_MAX_REPORTED_TOKENS = env_int(

@@ -8,3 +8,6 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("console.urls")),
 ]
+
+# A database or Redis that cannot answer is a 503 page, anything else the 500 page.
+handler500 = "console.unavailable.server_error"

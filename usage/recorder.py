@@ -4,7 +4,13 @@ The hot path hands a finished record to `record()`: a lock-free queue put that
 cannot be cancelled, so a client that disconnects still gets its request
 recorded. One background thread per process drains the queue in batches and
 marks the keys as used. If the database is unreachable the batch is kept and
-retried; at shutdown `flush()` writes what is left.
+retried (every few seconds at most, so records flush soon after it is back);
+at shutdown `flush()` writes what is left.
+
+The records waiting are bounded, never dropped: once `backlog_max` wait,
+`full()` says so and the gateway refuses new requests with 503 (the requests
+in flight still finish and are recorded, so the backlog may pass the bound by
+what was in flight).
 
 On PostgreSQL a batch goes in with COPY, from rows made straight from the
 entries: `bulk_create` (model instances, field preparation, SQL compilation,
@@ -50,6 +56,7 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.errors import UniqueViolation
 
+from purebridge import db
 from usage.alerts import alerts_check
 
 if TYPE_CHECKING:
@@ -60,6 +67,7 @@ MAX_BATCH = 500
 # The estimate_reason of a record written for a request whose web worker died
 # before it could write one (gateway/journal.py).
 WORKER_LOST = "usage_missing:worker_lost"
+RETRY_MAX_SECONDS = 2.0  # between tries of a batch while the database is unreachable
 
 
 @dataclass(slots=True)
@@ -93,9 +101,10 @@ class UsageEntry:
 
 
 class UsageRecorder:
-    def __init__(self, flush_seconds: float) -> None:
+    def __init__(self, flush_seconds: float, backlog_max: int = 50_000) -> None:
         self._queue: queue.SimpleQueue[UsageEntry] = queue.SimpleQueue()
         self._flush_seconds = flush_seconds
+        self._backlog_max = backlog_max
         self._pending = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -103,9 +112,19 @@ class UsageRecorder:
     def record(self, entry: UsageEntry) -> None:
         with self._cond:
             self._pending += 1
+            if self._pending == self._backlog_max:
+                log.error(
+                    "%d usage records wait for the database: new requests get 503 "
+                    "until they are written",
+                    self._pending,
+                )
         self._queue.put(entry)
         if self._thread is None or not self._thread.is_alive():
             self._start()
+
+    def full(self) -> bool:
+        """As many records wait as may: take no new request until some are written."""
+        return self._pending >= self._backlog_max
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Block until every record handed over so far is written."""
@@ -140,19 +159,28 @@ class UsageRecorder:
                 self._cond.notify_all()
 
     def _write_with_retry(self, batch: list[UsageEntry]) -> None:
-        delay = 0.5
+        delay = 0.25
         while True:
             try:
                 _write(batch)
+                db.mark_up()
                 return
-            except (OperationalError, InterfaceError):
+            except (OperationalError, InterfaceError) as error:
                 # The database is unreachable: keep the batch and try again.
-                log.exception(
-                    "writing %d usage records failed; retrying in %.1fs", len(batch), delay
+                # The web process's other users of it learn it from here too.
+                if db.unreachable(error):
+                    db.mark_down(error)
+                log.warning(
+                    "writing %d usage records failed (%s, %d waiting); retrying in %.1fs",
+                    len(batch),
+                    str(error).strip() or type(error).__name__,
+                    self._pending,
+                    delay,
+                    exc_info=delay == 0.25,
                 )
                 close_old_connections()
                 time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
             except DatabaseError as error:
                 # The database refuses something in the batch: write the records
                 # one by one, and the one it refuses with its values brought
@@ -429,5 +457,7 @@ def get_recorder() -> UsageRecorder:
     if _recorder is None:
         with _lock:
             if _recorder is None:
-                _recorder = UsageRecorder(settings.PUREBRIDGE_USAGE_FLUSH_SECONDS)
+                _recorder = UsageRecorder(
+                    settings.PUREBRIDGE_USAGE_FLUSH_SECONDS, settings.PUREBRIDGE_USAGE_BACKLOG_MAX
+                )
     return _recorder

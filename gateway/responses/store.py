@@ -6,11 +6,17 @@ default an in-process map (lost on restart)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 
 import orjson
 from django.conf import settings
+from redis.exceptions import RedisError
+
+from gateway.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 LOCAL_LIMIT = 10_000  # entries kept in the embedded default
 
@@ -41,12 +47,19 @@ def _key(account_id: int, response_id: str) -> str:
 
 
 async def conversation_put(*, account_id: int, response_id: str, items: list[dict]) -> None:
+    """Keep the conversation; with Redis down it is not kept (and logged): the
+    answer it follows was delivered and charged, and stands."""
     ttl = settings.PUREBRIDGE_RESPONSE_RETENTION_SECONDS
     value = orjson.dumps(items)
     if settings.REDIS_URL:
         from purebridge.redis import pipe
 
-        await pipe().execute_idempotent("SET", _key(account_id, response_id), value, "EX", int(ttl))
+        try:
+            await pipe().execute_idempotent(
+                "SET", _key(account_id, response_id), value, "EX", int(ttl)
+            )
+        except (RedisError, OSError) as error:
+            log.warning("response %s not kept for previous_response_id: %s", response_id, error)
     else:
         _local.put(_key(account_id, response_id), value, ttl)
 
@@ -55,7 +68,13 @@ async def conversation_get(*, account_id: int, response_id: str) -> list[dict] |
     if settings.REDIS_URL:
         from purebridge.redis import pipe
 
-        value = await pipe().execute_idempotent("GET", _key(account_id, response_id))
+        try:
+            value = await pipe().execute_idempotent("GET", _key(account_id, response_id))
+        except (RedisError, OSError):
+            raise ServiceUnavailable(
+                "The previous response cannot be read right now; try again shortly.",
+                headers={"retry-after": "5"},
+            ) from None
     else:
         value = _local.get(_key(account_id, response_id))
     return orjson.loads(value) if value else None

@@ -287,3 +287,47 @@ def _certificates() -> tuple[bytes, bytes, bytes]:
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
+
+
+def test_a_reply_a_busy_event_loop_has_not_read_yet_is_not_late() -> None:
+    """uvloop (what uvicorn runs) fires due timers before it reads sockets: a
+    loop busy past the timeout with other sockets' work finds Redis's reply
+    waiting, unread. The timeout is Redis's to miss, not the loop's, so it can
+    be short (REDIS_TIMEOUT)."""
+    import socketserver
+    import threading
+
+    import uvloop
+
+    class AnswerAfter100ms(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while self.request.recv(1024):
+                time.sleep(0.1)
+                self.request.sendall(b"+PONG\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), AnswerAfter100ms)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    async def busy_while_redis_answers() -> bytes:
+        loop = asyncio.get_running_loop()
+        other, trigger = socket.socketpair()
+        # Another socket's callback keeps the loop busy from 50 ms to 550 ms:
+        # the reply comes at 100 ms, the timeout is 200 ms.
+        loop.add_reader(other, lambda: (other.recv(1), time.sleep(0.5)))
+        pipe = RedisPipe(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+        try:
+            await pipe._connect()
+            loop.call_later(0.05, trigger.send, b"x")
+            return await pipe.execute("PING")
+        finally:
+            loop.remove_reader(other)
+            pipe.close()
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            assert runner.run(busy_while_redis_answers()) == b"PONG"
+    finally:
+        server.shutdown()
+        server.server_close()
