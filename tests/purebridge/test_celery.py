@@ -22,6 +22,8 @@ def test_every_task_is_acknowledged_after_it_ran_and_given_back_if_its_worker_di
         "usage.tasks.check_budget_alerts",
         "usage.tasks.sweep_budget_alerts",
         "gateway.tasks.reclaim_leases",
+        "gateway.tasks.recover_journals",
+        "billing.tasks.reconcile_books",
     }
     for task in tasks.values():
         assert (task.name, task.acks_late, task.reject_on_worker_lost) == (task.name, True, True)
@@ -45,5 +47,7 @@ def test_every_periodic_task_is_scheduled_in_the_one_beat_schedule():
         "usage.tasks.rollup_usage",
         "usage.tasks.sweep_budget_alerts",
         "gateway.tasks.reclaim_leases",
+        "gateway.tasks.recover_journals",
+        "billing.tasks.reconcile_books",
     }
     assert scheduled <= set(tasks)
