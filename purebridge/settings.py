@@ -288,6 +288,24 @@ PUREBRIDGE_JOURNAL_TTL = env_float("PUREBRIDGE_JOURNAL_TTL", 30.0, minimum=1.0)
 # The most choices (`n`) one request may ask for: each is reserved against budgets.
 PUREBRIDGE_MAX_CHOICES = env_int("PUREBRIDGE_MAX_CHOICES", 128, minimum=1, maximum=128)
 
+# Plans bought with Stripe Checkout (billing/stripe_api.py). Both secrets, or
+# neither (then "Buy" answers that card payments are not set up, and the
+# webhook refuses with 503). STRIPE_API_BASE is for the tests' fake Stripe.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 20.0, minimum=1.0)
+if bool(STRIPE_SECRET_KEY) != bool(STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both, or neither"
+    )
+if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_", "rk_")):
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY is a secret key (sk_...) or restricted (rk_...)")
+if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
+    raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET is the endpoint's signing secret (whsec_...)")
+if not STRIPE_API_BASE.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"STRIPE_API_BASE={STRIPE_API_BASE!r} is not an http(s) URL")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
