@@ -227,6 +227,10 @@ CELERY_BEAT_SCHEDULE = {
     # The books checked (balance = entries, usage debits = usage records);
     # differences are logged as errors.
     "reconcile-books": {"task": "billing.tasks.reconcile_books", "schedule": 3600.0},
+    # Stripe Checkout purchases paid but never credited because their webhook
+    # was lost: each waiting one (older than 5 minutes, the webhook's turn) is
+    # asked of Stripe. Every 10 minutes bounds how long a customer waits.
+    "fulfil-lost-checkouts": {"task": "billing.tasks.fulfil_lost_checkouts", "schedule": 600.0},
 }
 
 # The /v1 hot path.
