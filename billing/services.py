@@ -163,8 +163,12 @@ def reconcile(account_ids: Iterable[int] | None = None) -> list[Mismatch]:
         ]
         mismatches += [Mismatch(account, w, e, f) for w, e, f in checks if e != f]
     for account in (set(total) | set(recorded)) - seen:
-        # Entries or records with no balance row: its snapshot is missing.
-        mismatches.append(Mismatch(account, "balance", total.get(account, Decimal(0)), Decimal(0)))
+        # Entries or records with no balance row: its snapshot is missing
+        # (nothing to miss when they add up to nothing, e.g. free requests only).
+        if total.get(account, Decimal(0)) != 0:
+            mismatches.append(
+                Mismatch(account, "balance", total.get(account, Decimal(0)), Decimal(0))
+            )
         if recorded.get(account, Decimal(0)) != -used.get(account, Decimal(0)):
             mismatches.append(
                 Mismatch(

@@ -134,3 +134,10 @@ def test_a_usage_record_without_its_debit_is_a_difference(make_key, account):
     assert mismatch.what == "usage debits"
     assert (mismatch.expected, mismatch.found) == (Decimal("0.5"), Decimal("0.25"))
     assert UsageRecord.objects.count() == 1
+
+
+def test_free_requests_alone_leave_the_books_in_balance(make_key, account):
+    key, _ = make_key()
+    _write([usage_entry(key, "pb-1", cost_usd=Decimal(0))])  # no debit, no balance row
+
+    assert reconcile() == []
