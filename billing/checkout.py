@@ -36,7 +36,8 @@ _ATTEMPT = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 class PlanNotForSale(Exception):
-    """The plan is not offered (inactive)."""
+    """The plan cannot be bought: inactive, or priced in amounts its currency
+    cannot be charged in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,11 @@ def checkout_start(*, account: Account, plan: Plan, email: str = "", attempt: st
     Raises PlanNotForSale, stripe_api.StripeFailure (StripeNotConfigured when
     Stripe is not set up)."""
     if not plan.active:
-        raise PlanNotForSale(plan.name)
-    amount = stripe_api.minor_units(plan.price, plan.currency)
+        raise PlanNotForSale(f"plan {plan.name} is not active")
+    try:
+        amount = stripe_api.minor_units(plan.price, plan.currency)
+    except ValueError as exc:
+        raise PlanNotForSale(f"plan {plan.name}: {exc}") from None
     if not _ATTEMPT.fullmatch(attempt):
         attempt = uuid.uuid4().hex
     console = settings.PUREBRIDGE_CONSOLE_URL
@@ -172,6 +176,9 @@ def _follow(purchase: Purchase, session: stripe_api.Session) -> None:
                 purchase.currency,
             )
             purchase.status = Status.REVIEW
+    elif session.payment_status == "no_payment_required":
+        log.error("checkout session %s needed no payment: not credited, for review", session.id)
+        purchase.status = Status.REVIEW
     elif session.status == "complete":
         # Completed unpaid: a payment method that settles later (bank debits).
         failed = session.payment_intent_status in ("requires_payment_method", "canceled")

@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required, current_account
 from billing import stripe_api
-from billing.checkout import checkout_fulfil, checkout_start
+from billing.checkout import PlanNotForSale, checkout_fulfil, checkout_start
 from billing.models import Balance, Plan, Purchase
 from billing.webhook import stripe_webhook_receive
 from console.htmx import HtmxHttpRequest
@@ -44,7 +44,7 @@ def checkout_buy(request: HtmxHttpRequest) -> HttpResponse:
             email=getattr(request.user, "email", ""),
             attempt=request.POST.get("attempt", ""),
         )
-    except stripe_api.StripeFailure as exc:
+    except (stripe_api.StripeFailure, PlanNotForSale) as exc:
         log.error("checkout of plan %s could not start: %s", plan.name, exc)
         return render(request, "billing/checkout-unavailable.html", {"plan": plan}, status=503)
     if request.htmx:
