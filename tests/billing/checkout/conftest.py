@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from tests.fake_stripe import FakeStripe
+from tests.web import anonymous_client  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +88,15 @@ def purchase(session_id: str):
     from billing.models import Purchase
 
     return Purchase.objects.get(session_id=session_id)
+
+
+@pytest.fixture
+def owner(account):
+    return account.users.get()
+
+
+@pytest.fixture
+def outsider(transactional_db):
+    from accounts.models import User
+
+    return User.objects.create_user("outsider@example.com", "pw-outsider-1234")
