@@ -33,7 +33,7 @@ wrong secret, an old timestamp, no signature or a body altered after
 signing; `redeliver` sends a past event again, and events may be delivered
 in any order. `altered` copies an event with fields of its object changed
 (a forged event, signed as if Stripe had sent it). `outage` makes the API
-answer 500. Run standalone with `python -m tests.fake_stripe --port 9200
+answer 500; `settle` waits for the deliveries the hosted page started. Run standalone with `python -m tests.fake_stripe --port 9200
 --webhook-url http://127.0.0.1:8000/billing/stripe/webhook`.
 """
 
@@ -52,6 +52,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -109,6 +110,7 @@ class FakeStripe:
         self.api_key, self.webhook_secret = api_key, webhook_secret
         self.webhook_url: str | None = None
         self._lock = threading.RLock()
+        self._sender = ThreadPoolExecutor(4, thread_name_prefix="fake-stripe-webhook")
         self._clock = itertools.count(int(time.time()))
         self.reset_state()
         self.app = web.Application(middlewares=[self._errors])
@@ -142,6 +144,7 @@ class FakeStripe:
             self.outage = False
             self.deliver_on_pay = True
             self.deliveries: list[int] = []  # statuses the webhook answered, in order
+            self._sending: list[Future] = []
 
     @property
     def base_url(self) -> str:
@@ -300,6 +303,13 @@ class FakeStripe:
     def redeliver(self, event_id: str) -> httpx2.Response:
         return self.deliver(self.event(event_id))
 
+    def settle(self, timeout: float = 30) -> None:
+        """Wait for the deliveries the hosted page started (a test's end)."""
+        with self._lock:
+            sending, self._sending = self._sending, []
+        for delivery in sending:
+            delivery.result(timeout)
+
     # The API.
 
     @web.middleware
@@ -455,7 +465,8 @@ class FakeStripe:
         event = self.complete(session_id)
         if self.deliver_on_pay and self.webhook_url:
             # Stripe sends the webhook on its own, as the customer is redirected.
-            asyncio.get_running_loop().run_in_executor(None, self.deliver, event)
+            with self._lock:
+                self._sending.append(self._sender.submit(self.deliver, event))
         success = self.sessions[session_id]["success_url"].replace(
             "{CHECKOUT_SESSION_ID}", session_id
         )
@@ -569,6 +580,7 @@ class FakeStripe:
         return self
 
     def stop(self) -> None:
+        self._sender.shutdown(wait=True)
         if self._loop is None or self._runner is None:
             return
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)

@@ -35,12 +35,13 @@ def fake_stripe(fake_stripe_server, settings) -> Iterator[FakeStripe]:
 
 
 @pytest.fixture
-def stripe_live(live, fake_stripe, settings) -> FakeStripe:
+def stripe_live(live, fake_stripe, settings) -> Iterator[FakeStripe]:
     """The fake delivering its events to the live server's webhook, and
     Checkout sending customers back to the live server."""
     settings.PUREBRIDGE_CONSOLE_URL = live.url
     fake_stripe.webhook_url = f"{live.url}/billing/stripe/webhook"
-    return fake_stripe
+    yield fake_stripe
+    fake_stripe.settle()  # no delivery lands in the next test's database
 
 
 @pytest.fixture
