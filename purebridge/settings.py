@@ -259,7 +259,7 @@ PUREBRIDGE_BODY_SHA256_ECHO = env_bool("PUREBRIDGE_BODY_SHA256_ECHO", default=Fa
 # second process such as the admin in another worker).
 PUREBRIDGE_CACHE_TTL = env_float("PUREBRIDGE_CACHE_TTL", 30.0, minimum=0.0)
 PUREBRIDGE_API_BASE_URL = env_str("PUREBRIDGE_API_BASE_URL", "http://127.0.0.1:8000")
-# Where the console is, for links in emails.
+# Where the console is, for links in emails and Stripe Checkout's return pages.
 PUREBRIDGE_CONSOLE_URL = env_str("PUREBRIDGE_CONSOLE_URL", PUREBRIDGE_API_BASE_URL).rstrip("/")
 PUREBRIDGE_KEY_PREFIX = "sk-pb-"
 # Web worker processes per host: when Redis is down each enforces its share
