@@ -207,3 +207,22 @@ def test_the_cancel_page_says_nothing_was_charged(fake_stripe, owner_client, out
     assert page.status_code == 200
     assert b"nothing was charged" in page.content
     assert b"Starter" in page.content
+
+
+def test_the_webhook_is_the_only_view_exempt_from_csrf():
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def views(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from views(p.url_patterns, prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                yield prefix + str(p.pattern), p.callback
+
+    exempt = [
+        route
+        for route, view in views(get_resolver().url_patterns)
+        if getattr(view, "csrf_exempt", False)
+    ]
+
+    assert exempt == ["billing/stripe/webhook"]
