@@ -88,10 +88,7 @@ def checkout_start(*, account: Account, plan: Plan, email: str = "", attempt: st
             "credit_usd": plan.credit_usd,
         },
     )
-    # A repeated attempt whose session was paid meanwhile has no page left to
-    # show: the success page says what became of it.
-    url = session.url or (f"{console}{reverse('billing:checkout_success')}?session_id={session.id}")
-    return Checkout(purchase=purchase, url=url)
+    return Checkout(purchase=purchase, url=session.url)
 
 
 def checkout_fulfil(session_id: str) -> Purchase | None:

@@ -139,7 +139,7 @@ class FakeStripe:
             self.disputes: dict[str, dict] = {}
             self.events: list[dict] = []
             self.requests: list[dict] = []  # method, path, headers, params of each API call
-            self._idempotent: dict[str, tuple[str, dict]] = {}
+            self._idempotent: dict[str, tuple[str, dict]] = {}  # key: parameters, answer
             self._intent_metadata: dict[str, dict] = {}
             self.outage = False
             self.deliver_on_pay = True
@@ -367,17 +367,17 @@ class FakeStripe:
         body = json.dumps(params, sort_keys=True)
         with self._lock:
             if key in self._idempotent:
-                earlier, session_id = self._idempotent[key]
+                earlier, answered = self._idempotent[key]
                 if earlier != body:
                     raise StripeError(
                         400,
                         "idempotency_error",
                         "Keys for idempotent requests can only be used with the same parameters",
                     )
-                return self._json(self.sessions[session_id], replayed=True)
+                return self._json(answered, replayed=True)  # the first answer, as it was
             session = self._new_session(params)
             if key:
-                self._idempotent[key] = (body, session["id"])
+                self._idempotent[key] = (body, copy.deepcopy(session))
             return self._json(session)
 
     def _new_session(self, params: dict) -> dict:
