@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
 from billing.codes_admin import generate_codes  # registers the code admins too
-from billing.models import Balance, LedgerEntry, Plan
+from billing.models import Balance, LedgerEntry, Plan, Purchase, StripeDispute, StripeEvent
 from billing.services import ledger_post
 
 
@@ -83,12 +83,70 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
 @admin.register(Balance)
 class BalanceAdmin(admin.ModelAdmin):
-    list_display = ("account", "amount_usd", "credited_usd", "used_usd", "updated_at")
+    list_display = (
+        "account",
+        "amount_usd",
+        "credited_usd",
+        "used_usd",
+        "blocked_reason",
+        "updated_at",
+    )
     search_fields = ("account__name",)
-    readonly_fields = ("account", "amount_usd", "credited_usd", "used_usd", "updated_at")
+    readonly_fields = (
+        "account",
+        "amount_usd",
+        "credited_usd",
+        "used_usd",
+        "blocked_reason",
+        "updated_at",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Stripe's records as PureBridge received them: to read, never to edit
+    (money moves through the ledger only)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "account",
+        "plan",
+        "amount_total",
+        "currency",
+        "status",
+        "amount_refunded",
+        "session_id",
+    )
+    list_filter = ("status",)
+    search_fields = ("session_id", "payment_intent_id", "charge_id", "account__name")
+
+
+@admin.register(StripeDispute)
+class StripeDisputeAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "dispute_id", "purchase", "amount", "currency", "status")
+    list_filter = ("status",)
+    search_fields = ("dispute_id", "purchase__session_id")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "event_id", "type", "deliveries", "processed_at", "error")
+    list_filter = ("type",)
+    search_fields = ("event_id",)

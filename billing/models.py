@@ -78,6 +78,9 @@ class Balance(models.Model):
     # disputes and expiries) is the limit its usage counter is held to.
     credited_usd = money(default=0)
     used_usd = money(default=0)
+    # Set while a payment of the account is disputed (billing.stripe_reversals):
+    # its API keys are refused until the dispute is closed.
+    blocked_reason = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -128,3 +131,92 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Ledger entries are append-only: post a new entry instead.")
+
+
+class Purchase(models.Model):
+    """A plan bought through Stripe Checkout: made when the customer is sent to
+    Stripe, credited once when Stripe says the session is paid
+    (billing.checkout). Its account, plan, price and credit are fixed here
+    when the session is made; nothing Stripe echoes back can change them."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for payment"
+        PROCESSING = "processing", "Payment processing"
+        CREDITED = "credited", "Credited"
+        FAILED = "failed", "Payment failed"
+        EXPIRED = "expired", "Expired"
+        REVIEW = "review", "Paid, amount differs: for the operator"
+
+    session_id = models.CharField(max_length=255, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    # In the currency's smallest unit, as Stripe counts it (cents for usd).
+    amount_total = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    credit_usd = money()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    charge_id = models.CharField(max_length=255, blank=True)
+    receipt_url = models.URLField(max_length=500, blank=True)
+    amount_refunded = models.PositiveBigIntegerField(default=0)
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    credited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The sweep of sessions whose webhook never came reads the unsettled
+            # ones, least recently checked first.
+            models.Index(
+                fields=["updated_at"],
+                name="purchase_unsettled",
+                condition=models.Q(status__in=["open", "processing"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.status}"
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more will happen to it but refunds and disputes."""
+        return self.status not in (self.Status.OPEN, self.Status.PROCESSING)
+
+
+class StripeDispute(models.Model):
+    """A disputed payment of a purchase: while it is open the account is blocked."""
+
+    dispute_id = models.CharField(max_length=255, unique=True)
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="disputes")
+    amount = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=40)
+    reason = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.dispute_id} {self.status}"
+
+
+class StripeEvent(models.Model):
+    """Every verified webhook delivery, kept for audit. A redelivery of an
+    event is skipped only when an earlier one was processed without error."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    deliveries = models.PositiveIntegerField(default=1)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}"

@@ -23,3 +23,12 @@ def reconcile_books() -> int:
             m.found,
         )
     return len(mismatches)
+
+
+@shared_task(ignore_result=True)
+def fulfil_lost_checkouts() -> int:
+    """Credit purchases paid on Stripe whose webhook never came
+    (billing.checkout.checkout_sweep); returns how many."""
+    from billing.checkout import checkout_sweep
+
+    return checkout_sweep()

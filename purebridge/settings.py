@@ -300,6 +300,10 @@ CELERY_BEAT_SCHEDULE = {
     # The books checked (balance = entries, usage debits = usage records);
     # differences are logged as errors.
     "reconcile-books": {"task": "billing.tasks.reconcile_books", "schedule": 3600.0},
+    # Stripe Checkout purchases paid but never credited because their webhook
+    # was lost: each waiting one (older than 5 minutes, the webhook's turn) is
+    # asked of Stripe. Every 10 minutes bounds how long a customer waits.
+    "fulfil-lost-checkouts": {"task": "billing.tasks.fulfil_lost_checkouts", "schedule": 600.0},
 }
 
 # The /v1 hot path.
@@ -328,7 +332,7 @@ PUREBRIDGE_BODY_SHA256_ECHO = env_bool("PUREBRIDGE_BODY_SHA256_ECHO", default=Fa
 # second process such as the admin in another worker).
 PUREBRIDGE_CACHE_TTL = env_float("PUREBRIDGE_CACHE_TTL", 30.0, minimum=0.0)
 PUREBRIDGE_API_BASE_URL = env_str("PUREBRIDGE_API_BASE_URL", "http://127.0.0.1:8000")
-# Where the console is, for links in emails.
+# Where the console is, for links in emails and Stripe Checkout's return pages.
 PUREBRIDGE_CONSOLE_URL = env_str("PUREBRIDGE_CONSOLE_URL", PUREBRIDGE_API_BASE_URL).rstrip("/")
 PUREBRIDGE_KEY_PREFIX = "sk-pb-"
 # Web worker processes per host: when Redis is down each enforces its share
@@ -368,6 +372,24 @@ PUREBRIDGE_MAX_REPORTED_TOKENS = env_int(
 PUREBRIDGE_JOURNAL_TTL = env_float("PUREBRIDGE_JOURNAL_TTL", 30.0, minimum=1.0)
 # The most choices (`n`) one request may ask for: each is reserved against budgets.
 PUREBRIDGE_MAX_CHOICES = env_int("PUREBRIDGE_MAX_CHOICES", 128, minimum=1, maximum=128)
+
+# Plans bought with Stripe Checkout (billing/stripe_api.py). Both secrets, or
+# neither (then "Buy" answers that card payments are not set up, and the
+# webhook refuses with 503). STRIPE_API_BASE is for the tests' fake Stripe.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 20.0, minimum=1.0)
+if bool(STRIPE_SECRET_KEY) != bool(STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both, or neither"
+    )
+if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_", "rk_")):
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY is a secret key (sk_...) or restricted (rk_...)")
+if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
+    raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET is the endpoint's signing secret (whsec_...)")
+if not STRIPE_API_BASE.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"STRIPE_API_BASE={STRIPE_API_BASE!r} is not an http(s) URL")
 
 LOGGING = {
     "version": 1,
