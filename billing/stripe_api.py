@@ -207,7 +207,9 @@ def refunds_of(payment_intent_id: str) -> list[Refund]:
         )
         for r in refunds
     ]
-    return sorted(parsed, key=lambda r: (r.created, r.id))
+    # Stripe lists newest first; `created` is in whole seconds, so refunds of
+    # one second keep the list's order, reversed (a stable sort), not an id's.
+    return sorted(reversed(parsed), key=lambda r: r.created)
 
 
 def dispute_retrieve(dispute_id: str) -> Dispute:

@@ -34,7 +34,7 @@ import orjson
 from django.conf import settings
 from redis.exceptions import ResponseError
 
-from gateway import leases
+from gateway import leases, limiter_redis
 from gateway.limiter import Reservation
 from gateway.worker import worker_id
 from usage.pricing import cost_usd
@@ -60,6 +60,8 @@ def note(usage) -> asyncio.Future | None:
     this returns. None when there is no journal."""
     if not enabled() or usage.key is None or usage.model is None:
         return None
+    if not limiter_redis.usable():
+        return None  # Redis failed within the second: no request waits on it
     from purebridge.redis import pipe
 
     trace = orjson.dumps(_trace(usage))
@@ -77,12 +79,13 @@ async def confirmed(written: asyncio.Future | None) -> None:
     """Wait for a trace's write (by now long done: it went out before the
     upstream request); a failure was logged and does not fail the request."""
     if written is not None and not written.done():
-        await asyncio.wait([written], timeout=settings.PUREBRIDGE_JOURNAL_TTL)
+        await asyncio.wait([written], timeout=settings.REDIS_TIMEOUT)
 
 
 def _logged(written: asyncio.Future) -> None:
     if not written.cancelled() and written.exception() is not None:
         log.warning("a journal write failed: %s", written.exception())
+        limiter_redis.mark_down()
 
 
 def _trace(usage) -> dict:

@@ -438,7 +438,9 @@ class FakeStripe:
                 if r["payment_intent"] == params.get("payment_intent", r["payment_intent"])
                 and r["charge"] == params.get("charge", r["charge"])
             ]
-            found.sort(key=lambda r: r["created"], reverse=True)  # newest first, as Stripe
+            # Newest first, as Stripe lists them, those of one second included.
+            found.sort(key=lambda r: r["created"])
+            found.reverse()
             return self._json(self._list("/v1/refunds", found))
 
     # The hosted pages.
