@@ -31,11 +31,13 @@ PARTIALS = {"balance": "billing/balance-panel.html", "history": "billing/ledger-
 def billing_page(request: HtmxHttpRequest) -> HttpResponse:
     account = current_account(request)
     balance = balance_of(account=account)
+    partial = request.GET.get("partial", "")
+    if partial == "balance":
+        return render(request, PARTIALS[partial], {"balance": balance})
     context = {
         "balance": balance,
         "history": ledger_page(account=account, number=request.GET.get("page")),
     }
-    partial = request.GET.get("partial", "")
     if partial in PARTIALS:
         return render(request, PARTIALS[partial], context)
     context |= {

@@ -129,6 +129,7 @@ def test_a_new_user_buys_spends_and_redeems_and_the_billing_page_shows_it_all(
     page.get_by_label("Code").fill(code)
     page.get_by_role("button", name="Redeem").click()
     page.locator('#redeem-result [data-outcome="redeemed"]').wait_for()
+    assert page.get_by_label("Code").input_value() == ""  # cleared for the next code
     # The redeem's HX-Trigger refreshes the balance and the history in place.
     page.locator("#ledger-history tr[data-kind=redemption]").wait_for()
     page.wait_for_function(
