@@ -16,9 +16,6 @@ from billing.models import LedgerEntry
 from console.htmx import HtmxHttpRequest
 from console.templatetags.pb import usd
 
-# The billing page (another view's); a plain form post goes back to it.
-BILLING_PAGE = "/billing/"
-
 
 @account_required
 @require_POST
@@ -40,7 +37,7 @@ def redeem(request: HtmxHttpRequest) -> HttpResponse:
         messages.success(request, _redeemed(result.entry))
     else:
         messages.error(request, result.message)
-    return redirect(BILLING_PAGE)
+    return redirect("billing:page")  # a plain form post goes back to the page
 
 
 def _redeemed(entry: LedgerEntry) -> str:

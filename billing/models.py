@@ -81,6 +81,11 @@ class Balance(models.Model):
     # Set while a payment of the account is disputed (billing.stripe_reversals):
     # its API keys are refused until the dispute is closed.
     blocked_reason = models.CharField(max_length=200, blank=True)
+    # The user's low-balance alert: an email when a debit takes the balance
+    # below it (billing.alerts); empty: no alert.
+    low_balance_alert_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -131,6 +136,29 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Ledger entries are append-only: post a new entry instead.")
+
+
+class LowBalanceAlert(models.Model):
+    """One crossing of an account's low-balance threshold, mailed. The entry
+    that took the balance below the threshold names the crossing, and the
+    unique constraint is the claim: whoever inserts the row sends the email.
+    A top-up and a new crossing is a new entry, so a new email."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    threshold_usd = models.DecimalField(max_digits=12, decimal_places=2)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    recipient = models.CharField(max_length=254, blank=True)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "threshold_usd", "entry"], name="low_balance_alert_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} below {self.threshold_usd} at {self.entry_id}"
 
 
 class Purchase(models.Model):

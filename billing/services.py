@@ -18,6 +18,7 @@ from typing import Protocol
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
+from accounts.models import Account
 from billing.models import Balance, LedgerEntry
 
 log = logging.getLogger(__name__)
@@ -179,3 +180,12 @@ def reconcile(account_ids: Iterable[int] | None = None) -> list[Mismatch]:
 def _sums(queryset, field: str = "amount_usd") -> dict[int, Decimal]:
     rows = queryset.values("account_id").annotate(total=Sum(field))
     return {row["account_id"]: row["total"] or Decimal(0) for row in rows}
+
+
+def low_balance_alert_set(*, account: Account, amount: Decimal | None) -> None:
+    """Set (or, with None, turn off) the account's low-balance alert. The
+    balance row is made if the account has none yet: its figure stays 0, as
+    its (no) entries say. An update, not a save: a concurrent ledger_post
+    moves the balance's other columns meanwhile."""
+    Balance.objects.get_or_create(account=account)
+    Balance.objects.filter(account=account).update(low_balance_alert_usd=amount)

@@ -1,10 +1,12 @@
 from django.urls import path
 
-from billing import codes_views, stripe_views
+from billing import codes_views, stripe_views, views
 
 app_name = "billing"
 
 urlpatterns = [
+    path("", views.billing_page, name="page"),
+    path("low-balance-alert", views.low_balance_alert, name="low_balance_alert"),
     path("redeem", codes_views.redeem, name="redeem"),
     # Stripe Checkout (billing/stripe_views.py): "Buy", the pages Stripe sends
     # the customer back to, and Stripe's webhook (the only CSRF-exempt POST).

@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import account_required, current_account
+from billing.selectors import balance_of
 from console.docs import FALLBACK_MODEL, PLACEHOLDER_KEY, docs_snippets
 from console.htmx import HtmxHttpRequest
 from gateway.models import CatalogModel
@@ -34,6 +35,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "active_count": sum(key.status == "active" for key in keys),
         "keys_sub": f"of {len(keys)} in total",
         "records": usage_recent(account=account, limit=10),
+        "balance": balance_of(account=account),
     }
     return render(request, "console/overview.html", context)
 

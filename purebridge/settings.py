@@ -304,6 +304,11 @@ CELERY_BEAT_SCHEDULE = {
     # was lost: each waiting one (older than 5 minutes, the webhook's turn) is
     # asked of Stripe. Every 10 minutes bounds how long a customer waits.
     "fulfil-lost-checkouts": {"task": "billing.tasks.fulfil_lost_checkouts", "schedule": 600.0},
+    # Low-balance alerts (billing/alerts.py): balances below the threshold their
+    # account set, whose crossing is not mailed yet. A sweep, not a task queued
+    # by the usage writer, which must not wait on the broker inside its
+    # transaction; a minute is soon enough for "top up before you run out".
+    "low-balance-alerts": {"task": "billing.tasks.sweep_low_balance_alerts", "schedule": 60.0},
 }
 
 # The /v1 hot path.

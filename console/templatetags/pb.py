@@ -32,6 +32,30 @@ def usd(value: Decimal | int | float | str | None) -> str:
 
 
 @register.filter
+def usd_abs(value: Decimal | None) -> str:
+    """An amount without its sign ("You owe $1.23")."""
+    return usd(None if value is None else abs(Decimal(str(value))))
+
+
+@register.filter
+def signed_usd(value: Decimal | None) -> str:
+    """+$10.00 for a credit, −$0.000123 for a debit (a true minus sign)."""
+    if value is None:
+        return "—"
+    amount = Decimal(str(value))
+    return ("−" if amount < 0 else "+") + usd(abs(amount))
+
+
+@register.filter
+def money(value: Decimal, currency: str) -> str:
+    """A price in its currency, to the currency's smallest unit: $10.00, 1,500 JPY."""
+    from billing.stripe_api import major_units
+
+    amount = Decimal(str(value)).quantize(major_units(1, currency))
+    return f"${amount:,}" if currency.lower() == "usd" else f"{amount:,} {currency.upper()}"
+
+
+@register.filter
 def thousands(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 

@@ -25,6 +25,7 @@ def test_every_task_is_acknowledged_after_it_ran_and_given_back_if_its_worker_di
         "gateway.tasks.recover_journals",
         "billing.tasks.reconcile_books",
         "billing.tasks.fulfil_lost_checkouts",
+        "billing.tasks.sweep_low_balance_alerts",
     }
     for task in tasks.values():
         assert (task.name, task.acks_late, task.reject_on_worker_lost) == (task.name, True, True)
@@ -51,5 +52,6 @@ def test_every_periodic_task_is_scheduled_in_the_one_beat_schedule():
         "gateway.tasks.recover_journals",
         "billing.tasks.reconcile_books",
         "billing.tasks.fulfil_lost_checkouts",
+        "billing.tasks.sweep_low_balance_alerts",
     }
     assert scheduled <= set(tasks)
