@@ -209,7 +209,9 @@ def refunds_of(payment_intent_id: str) -> list[Refund]:
     ]
     # Stripe lists newest first; `created` is in whole seconds, so refunds of
     # one second keep the list's order, reversed (a stable sort), not an id's.
-    return sorted(reversed(parsed), key=lambda r: r.created)
+    parsed.reverse()
+    parsed.sort(key=lambda r: r.created)
+    return parsed
 
 
 def dispute_retrieve(dispute_id: str) -> Dispute:
