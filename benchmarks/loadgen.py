@@ -4,9 +4,11 @@ It runs in its own process, so its CPU is never counted as the gateway's, and
 is driven by run.py over stdin/stdout, one JSON object per line:
 
     -> {"op": "phase", "name": ..., "variants": [{"label": ..., "url": ...,
-        "headers": {...}, "body": {...}, "format": "chat" | "responses"}, ...],
+        "headers": {...}, "body": {...}, "format": "chat" | "responses",
+        "expect_status": 200, "random_key": {"prefix": ..., "length": L}}, ...],
         "stream": bool, "concurrency": C, "requests": N, "warmup": W,
-        "timeout_s": T, "deadline_s": D, "ramp_s": R}
+        "timeout_s": T, "deadline_s": D, "ramp_s": R,
+        "background": {"variants": [...], "concurrency": C2, "requests": N2}}
     <- {"event": "ready", "name": ...}          warm-up done, connections open
     -> {"op": "go"}
     <- {"event": "done", "name": ..., "result": {...}}
@@ -21,6 +23,14 @@ deadline, so nothing here can run unbounded.
 With several variants (an A/B comparison in one phase), request k of the
 phase is variant k mod V: the variants take turns, so whatever disturbs the
 machine disturbs them alike. Each variant's latencies are reported apart.
+A variant answered with its `expect_status` (default 200) counts as answered;
+one with `random_key` sends a new made-up key (the prefix and L random letters
+or digits) with every request.
+
+With a `background`, its N2 requests are made C2 at a time alongside the
+phase's own, which then go on (C at a time) until the background is done,
+whatever N says: the phase's latencies are those of requests made under that
+load. The background's own figures are reported under "background".
 A stream is complete at `data: [DONE]` (chat completions) or at the
 `response.completed` event (Responses API); its first content is the first
 non-empty `delta.content` or `response.output_text.delta`.
@@ -31,6 +41,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
+import string
 import sys
 import time
 
@@ -43,6 +55,7 @@ from harness.procs import raise_nofile
 # Per stream format: the bytes that end a complete stream.
 STREAM_END = {"chat": b"data: [DONE]", "responses": b"event: response.completed"}
 MAX_ERROR_SAMPLES = 5
+KEY_ALPHABET = string.ascii_letters + string.digits
 
 
 def emit(obj: dict) -> None:
@@ -82,10 +95,20 @@ class Variant:
         self.format: str = spec.get("format", "chat")
         if self.format not in STREAM_END:
             raise ValueError(f"unknown stream format {self.format!r}")
+        self.expect: int = int(spec.get("expect_status", 200))
+        random_key = spec.get("random_key")
+        self.key_prefix: str | None = random_key["prefix"] if random_key else None
+        self.key_length: int = int(random_key["length"]) if random_key else 0
         self.latencies: list[float] = []
         self.ttfts: list[float] = []
         self.chunks: list[int] = []
         self.failures = 0
+
+    def request_headers(self) -> dict:
+        if self.key_prefix is None:
+            return self.headers
+        key = self.key_prefix + "".join(random.choices(KEY_ALPHABET, k=self.key_length))
+        return {**self.headers, "Authorization": f"Bearer {key}"}
 
     def result(self, stream: bool) -> dict:
         return {
@@ -113,10 +136,17 @@ class Phase:
         self.statuses: dict[str, int] = {}
         self.error_samples: list[str] = []
         self.ramp_s: float = float(spec.get("ramp_s", 0))
+        self.wall = 0.0  # of the last recorded run, for a background
         self.open_streams = 0  # answered (headers in), not finished
         self.peak_open = 0
         self.in_flight = 0  # sent, not finished
         self.peak_in_flight = 0
+        background = spec.get("background")
+        self.background: Phase | None = None
+        if background:
+            own = {k: v for k, v in spec.items() if k != "background"}
+            name = f"{self.name}/background"
+            self.background = Phase({**own, **background, "name": name, "warmup": 0, "ramp_s": 0})
 
     def _fail(self, variant: Variant, why: str) -> None:
         self.failures += 1
@@ -138,14 +168,17 @@ class Phase:
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             async with session.post(
-                variant.url, data=variant.payload, headers=variant.headers, timeout=self.timeout
+                variant.url,
+                data=variant.payload,
+                headers=variant.request_headers(),
+                timeout=self.timeout,
             ) as response:
-                if response.status != 200:
+                if response.status != variant.expect:
                     body = await response.read()
                     if record:
                         self._fail(variant, f"HTTP {response.status}: {body[:200]!r}")
                     return
-                if not self.stream:
+                if not self.stream or variant.expect != 200:
                     body = await response.read()
                     elapsed = time.perf_counter() - started
                     if not body.startswith(b"{"):
@@ -184,18 +217,28 @@ class Phase:
             self.in_flight -= 1
 
     async def run(self, session: aiohttp.ClientSession, total: int, record: bool) -> float:
-        """Keep `concurrency` requests in flight until `total` were made; wall seconds."""
+        """Keep `concurrency` requests in flight until `total` were made (or, with
+        a background when recording, until the background is done); wall seconds."""
         issued = 0
         self.peak_open = self.open_streams
         self.peak_in_flight = self.in_flight
+        behind: asyncio.Task | None = None
+        if record and self.background is not None:
+            background = self.background
+            behind = asyncio.create_task(
+                background.run_timed(session, background.requests, record=True)
+            )
 
-        workers_n = min(self.concurrency, total)
+        def more() -> bool:
+            return not behind.done() if behind is not None else issued < total
+
+        workers_n = self.concurrency if behind is not None else min(self.concurrency, total)
 
         async def worker(k: int) -> None:
             nonlocal issued
             if record and self.ramp_s:
                 await asyncio.sleep(k * self.ramp_s / workers_n)
-            while issued < total:
+            while more():
                 variant = self.variants[issued % len(self.variants)]
                 issued += 1
                 await self.one(session, variant, record)
@@ -205,19 +248,30 @@ class Phase:
         try:
             async with asyncio.timeout(self.deadline_s):
                 await asyncio.gather(*workers)
+                if behind is not None:
+                    await behind
         except TimeoutError:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             if record:
-                missing = total - len(self.latencies) - self.failures
+                missing = (issued if behind else total) - len(self.latencies) - self.failures
                 for k in range(max(missing, 0)):
                     self._fail(self.variants[k % len(self.variants)], "phase deadline reached")
+        finally:
+            if behind is not None and not behind.done():
+                behind.cancel()
+                await asyncio.gather(behind, return_exceptions=True)
+        if behind is not None:
+            self.requests = issued
         return time.perf_counter() - started
+
+    async def run_timed(self, session: aiohttp.ClientSession, total: int, record: bool) -> None:
+        self.wall = await self.run(session, total, record)
 
     def result(self, wall: float) -> dict:
         ok = len(self.latencies)
-        return {
+        out = {
             "requests": self.requests,
             "concurrency": self.concurrency,
             "ok": ok,
@@ -236,6 +290,9 @@ class Phase:
             else None,
             "variants": {v.label: v.result(self.stream) for v in self.variants},
         }
+        if self.background is not None:
+            out["background"] = self.background.result(self.background.wall)
+        return out
 
 
 async def _read_stream(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import phases
 from harness import report
-from harness.asks import Ask, loadgen_variant
+from harness.asks import RANDOM_KEY, Ask, Background, loadgen_variant
 from harness.base import HOST, ROOT, VIAS, log
 from harness.loadgen_driver import LoadGen
 from harness.machine import CpuWindow, children, service_pids, wait_for_calm, wait_for_quiet
@@ -38,10 +38,11 @@ class Counts:
     c64: int
     streams: int
     slow: int
+    flood: int
 
 
-FULL = Counts(warmup=300, c1=500, c64=3000, streams=640, slow=1000)
-QUICK = Counts(warmup=60, c1=100, c64=500, streams=128, slow=200)
+FULL = Counts(warmup=300, c1=500, c64=3000, streams=640, slow=1000, flood=5000)
+QUICK = Counts(warmup=60, c1=100, c64=500, streams=128, slow=200, flood=1000)
 
 
 def pinned_cpus(args: argparse.Namespace) -> tuple[set[int] | None, set[int] | None]:
@@ -68,6 +69,7 @@ class Bench:
         self.fake: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
         self.loadgen: LoadGen | None = None
+        self.families = phases.selected(args.phases)
         self.models = phases.models()
         self.keys: dict[str, str] = {}  # secrets by name (seed.KEYS and the phases' own)
         self.workers: list[int] = []
@@ -94,7 +96,7 @@ class Bench:
         )
         self.start()
         self.warm_up()
-        for family in phases.PHASES:
+        for family in self.families:
             family.run(self)
         self.report()
         self.succeeded = True
@@ -126,7 +128,7 @@ class Bench:
 
     def warm_up(self) -> None:
         """Every phase's warm-up, direct then through the gateway, before any is measured."""
-        warmups = [w for family in phases.PHASES for w in family.warmups]
+        warmups = [w for family in self.families for w in family.warmups]
         for via in VIAS:
             for w in warmups:
                 self.phase(
@@ -173,10 +175,13 @@ class Bench:
         sample_pss: bool = False,
         ramp_s: float = 0.0,
         profile: bool = False,
+        background: Background | None = None,
     ) -> dict:
         """One phase through `via`: warm up, then measure `requests` requests made
         `concurrency` at a time, taking turns among `asks`. `profile`: under py-spy
-        with --profile (through the gateway only)."""
+        with --profile (through the gateway only). With a `background`, its
+        requests are made alongside, and the phase's own go on until it is done
+        (its figures are the result's "background")."""
         assert self.loadgen is not None
         if via == "gateway" and self.autovacuum_paused:
             vacuum()
@@ -193,6 +198,7 @@ class Bench:
                 "timeout_s": timeout_s,
                 "deadline_s": deadline_s,
                 "ramp_s": ramp_s,
+                **({"background": self.background(via, background)} if background else {}),
             }
         )
         self.loadgen.wait("ready", deadline_s + 60)
@@ -200,7 +206,7 @@ class Bench:
         profile_dir: Path | None = self.args.profile if via == "gateway" and profile else None
         result = self.measure(name, deadline_s + 60, settle_s, sample_pss, profile_dir)
         self.check_workers()
-        log_phase(name, requests, result)
+        log_phase(name, result)
         self.results[name] = result
         return result
 
@@ -233,6 +239,14 @@ class Bench:
             sampler.add_to(result)
         return result
 
+    def background(self, via: str, background: Background) -> dict:
+        return {
+            "variants": [self.variant(via, ask, False) for ask in background.asks],
+            "concurrency": background.concurrency,
+            "requests": background.requests,
+            "stream": False,
+        }
+
     def variant(self, via: str, ask: Ask, stream: bool) -> dict:
         """What the load generator sends for `ask`: to PureBridge, or the
         request PureBridge makes of the upstream, sent to the fake directly."""
@@ -240,7 +254,8 @@ class Bench:
         if via == "gateway":
             key = ask.key or ("limited" if self.args.limited_key else "plain")
             base = f"http://{HOST}:{self.gw_port}/v1"
-            return loadgen_variant(ask, base, ask.model, self.keys[key], ask.api, stream)
+            secret = "made-up" if key == RANDOM_KEY else self.keys[key]
+            return loadgen_variant(ask, base, ask.model, secret, ask.api, stream)
         # A chat-only upstream gets what PureBridge translates a Responses request into.
         api = ask.api if provider == RESPONSES_PROVIDER else "chat"
         base = f"http://{HOST}:{self.fake_port}/v1"
@@ -273,9 +288,10 @@ class Bench:
 
     def report(self) -> None:
         self.results["gateway_log"] = gateway_warnings(self.tmp / "gunicorn.log")
-        summary = report.summarise(self.results, phases.REPORT)
+        families = phases.reported(self.families)
+        summary = report.summarise(self.results, families)
         meta = self.meta()
-        report.print_report(summary, self.results, meta, phases.REPORT)
+        report.print_report(summary, self.results, meta, families)
         report.write_json(meta, summary, self.results)
 
     def meta(self) -> dict:
@@ -294,6 +310,7 @@ class Bench:
             },
             "upstreams": self.models,
             "counts": vars(self.counts),
+            "phases": [family.name for family in self.families],
         }
 
     def close(self) -> None:
