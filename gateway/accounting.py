@@ -8,10 +8,11 @@ from decimal import Decimal
 from gateway import reported
 from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnknownApiKey
 from gateway.http import Request, clean_header_value
 from gateway.limiter import Reservation
 from gateway.providers.base import RetryableError
+from gateway.refusals import refusals
 from gateway.tokens import estimate_chars
 from usage.pricing import cost_usd
 from usage.recorder import UsageEntry, get_recorder
@@ -44,6 +45,7 @@ class Usage:
         "settled",
         "attempts",
         "reservation",
+        "unknown_key",
     )
 
     def __init__(self, req: Request, endpoint: str) -> None:
@@ -68,6 +70,7 @@ class Usage:
         self.settled = False
         self.attempts: list[dict] = []
         self.reservation: Reservation | None = None
+        self.unknown_key = False  # refused for want of any key: sampled, not each recorded
 
     def attempt(
         self, route: RouteConfig, error: GatewayError | None, started: float, status: int = 200
@@ -119,16 +122,24 @@ class Usage:
     def fail(self, error: GatewayError) -> None:
         self.status = error.status
         self.error_type = (error.code or error.type)[:64]
+        self.unknown_key = isinstance(error, UnknownApiKey)
 
     def client_gone(self) -> None:
         self.status = CLIENT_CLOSED
         self.error_type = "client_disconnected"
 
     def settle(self) -> None:
-        """Hand the record to the writer. Synchronous, so cancellation cannot skip it."""
+        """Hand the record to the writer (or, for a refusal of no key past those
+        recorded in full, count it: gateway/refusals.py). Synchronous, so
+        cancellation cannot skip it."""
         if self.settled:
             return
         self.settled = True
+        req = self.req
+        if self.unknown_key:
+            client = req.scope.get("client")
+            if not refusals.record_in_full(client[0] if client else "", req.received_at):
+                return
         reason = self._estimate()
         cost = Decimal(0)
         if self.model is not None and (self.prompt_tokens or self.completion_tokens):
@@ -143,7 +154,6 @@ class Usage:
                 cache_write_per_mtok=prices.cache_write,
                 cache_write_tokens=self.cache_write_tokens,
             )
-        req = self.req
         get_recorder().record(
             UsageEntry(
                 created_at=req.received_at,

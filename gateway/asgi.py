@@ -18,8 +18,10 @@ from django.conf import settings
 from gateway import invalidation
 from gateway.accounting import Usage
 from gateway.chat import chat_completions
+from gateway.db import run_db
 from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl
 from gateway.http import Receive, Request, Send
+from gateway.refusals import refusals
 from gateway.responses.endpoint import create_response
 from gateway.upstream import close_session
 from gateway.views import health, list_models, retrieve_model
@@ -127,6 +129,7 @@ class GatewayApp:
             from gateway.limiter_redis import limiter
 
             await limiter.leases.release_all()
+        await run_db(refusals.write_all)
         await sync_to_async(get_recorder().flush, thread_sensitive=False)()
         if settings.REDIS_URL:
             from purebridge.redis import close_loop_clients
