@@ -7,10 +7,10 @@ is driven by run.py over stdin/stdout, one JSON object per line:
         "headers": {...}, "body": {...}, "format": "chat" | "responses",
         "expect_status": 200, "random_key": {"prefix": ..., "length": L}}, ...],
         "stream": bool, "concurrency": C, "requests": N, "warmup": W,
-        "timeout_s": T, "deadline_s": D, "ramp_s": R,
-        "background": {"variants": [...], "concurrency": C2, "requests": N2}}
+        "timeout_s": T, "deadline_s": D, "ramp_s": R}
     <- {"event": "ready", "name": ...}          warm-up done, connections open
     -> {"op": "go"}
+    -> {"op": "stop"}                           only when N is 0: stop now
     <- {"event": "done", "name": ..., "result": {...}}
     -> {"op": "quit"}
 
@@ -27,10 +27,8 @@ A variant answered with its `expect_status` (default 200) counts as answered;
 one with `random_key` sends a new made-up key (the prefix and L random letters
 or digits) with every request.
 
-With a `background`, its N2 requests are made C2 at a time alongside the
-phase's own, which then go on (C at a time) until the background is done,
-whatever N says: the phase's latencies are those of requests made under that
-load. The background's own figures are reported under "background".
+With N = 0 the phase goes on until "stop" (run.py sends it when another
+load generator, making a load alongside, is done).
 A stream is complete at `data: [DONE]` (chat completions) or at the
 `response.completed` event (Responses API); its first content is the first
 non-empty `delta.content` or `response.output_text.delta`.
@@ -136,17 +134,11 @@ class Phase:
         self.statuses: dict[str, int] = {}
         self.error_samples: list[str] = []
         self.ramp_s: float = float(spec.get("ramp_s", 0))
-        self.wall = 0.0  # of the last recorded run, for a background
         self.open_streams = 0  # answered (headers in), not finished
         self.peak_open = 0
         self.in_flight = 0  # sent, not finished
         self.peak_in_flight = 0
-        background = spec.get("background")
-        self.background: Phase | None = None
-        if background:
-            own = {k: v for k, v in spec.items() if k != "background"}
-            name = f"{self.name}/background"
-            self.background = Phase({**own, **background, "name": name, "warmup": 0, "ramp_s": 0})
+        self.stop: asyncio.Event | None = None  # N = 0: until this is set
 
     def _fail(self, variant: Variant, why: str) -> None:
         self.failures += 1
@@ -217,22 +209,17 @@ class Phase:
             self.in_flight -= 1
 
     async def run(self, session: aiohttp.ClientSession, total: int, record: bool) -> float:
-        """Keep `concurrency` requests in flight until `total` were made (or, with
-        a background when recording, until the background is done); wall seconds."""
+        """Keep `concurrency` requests in flight until `total` were made (with
+        `self.stop` when recording, until it is set); wall seconds."""
         issued = 0
         self.peak_open = self.open_streams
         self.peak_in_flight = self.in_flight
-        behind: asyncio.Task | None = None
-        if record and self.background is not None:
-            background = self.background
-            behind = asyncio.create_task(
-                background.run_timed(session, background.requests, record=True)
-            )
+        stop = self.stop if record else None
 
         def more() -> bool:
-            return not behind.done() if behind is not None else issued < total
+            return not stop.is_set() if stop is not None else issued < total
 
-        workers_n = self.concurrency if behind is not None else min(self.concurrency, total)
+        workers_n = self.concurrency if stop is not None else min(self.concurrency, total)
 
         async def worker(k: int) -> None:
             nonlocal issued
@@ -248,30 +235,21 @@ class Phase:
         try:
             async with asyncio.timeout(self.deadline_s):
                 await asyncio.gather(*workers)
-                if behind is not None:
-                    await behind
         except TimeoutError:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             if record:
-                missing = (issued if behind else total) - len(self.latencies) - self.failures
+                missing = (issued if stop else total) - len(self.latencies) - self.failures
                 for k in range(max(missing, 0)):
                     self._fail(self.variants[k % len(self.variants)], "phase deadline reached")
-        finally:
-            if behind is not None and not behind.done():
-                behind.cancel()
-                await asyncio.gather(behind, return_exceptions=True)
-        if behind is not None:
+        if stop is not None:
             self.requests = issued
         return time.perf_counter() - started
 
-    async def run_timed(self, session: aiohttp.ClientSession, total: int, record: bool) -> None:
-        self.wall = await self.run(session, total, record)
-
     def result(self, wall: float) -> dict:
         ok = len(self.latencies)
-        out = {
+        return {
             "requests": self.requests,
             "concurrency": self.concurrency,
             "ok": ok,
@@ -290,9 +268,6 @@ class Phase:
             else None,
             "variants": {v.label: v.result(self.stream) for v in self.variants},
         }
-        if self.background is not None:
-            out["background"] = self.background.result(self.background.wall)
-        return out
 
 
 async def _read_stream(
@@ -360,6 +335,13 @@ async def read_command() -> dict:
     return json.loads(line)
 
 
+async def wait_for_stop(stop: asyncio.Event) -> None:
+    command = await read_command()
+    if command["op"] != "stop":
+        emit({"event": "error", "message": f"expected stop, got {command['op']!r}"})
+    stop.set()
+
+
 async def main() -> None:
     while True:
         command = await read_command()
@@ -381,7 +363,13 @@ async def main() -> None:
             go = await read_command()
             if go["op"] != "go":
                 return
+            stopping = None
+            if not phase.requests:
+                phase.stop = asyncio.Event()
+                stopping = asyncio.create_task(wait_for_stop(phase.stop))
             wall = await phase.run(session, phase.requests, record=True)
+            if stopping is not None:
+                await stopping
             emit({"event": "done", "name": phase.name, "result": phase.result(wall)})
 
 

@@ -42,7 +42,9 @@ RANDOM_KEY_PREFIX, RANDOM_KEY_LENGTH = "sk-pb-", 48
 
 @dataclass(frozen=True)
 class Background:
-    """Requests made alongside a phase's own (not streamed), `concurrency` at a time."""
+    """Requests made alongside a phase's own (not streamed), `concurrency` at a
+    time, by a load generator of their own: another client's, not sharing the
+    measured one's event loop."""
 
     asks: list[Ask]
     concurrency: int

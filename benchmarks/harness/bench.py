@@ -69,6 +69,7 @@ class Bench:
         self.fake: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
         self.loadgen: LoadGen | None = None
+        self.background_loadgen: LoadGen | None = None  # started by the first background
         self.families = phases.selected(args.phases)
         self.models = phases.models()
         self.keys: dict[str, str] = {}  # secrets by name (seed.KEYS and the phases' own)
@@ -179,13 +180,17 @@ class Bench:
     ) -> dict:
         """One phase through `via`: warm up, then measure `requests` requests made
         `concurrency` at a time, taking turns among `asks`. `profile`: under py-spy
-        with --profile (through the gateway only). With a `background`, its
-        requests are made alongside, and the phase's own go on until it is done
-        (its figures are the result's "background")."""
+        with --profile (through the gateway only). With a `background`, a second
+        load generator (its own process, as another client's would be) makes
+        its requests alongside, and the phase's own go on until it is done,
+        whatever `requests` says (its figures are the result's "background")."""
         assert self.loadgen is not None
         if via == "gateway" and self.autovacuum_paused:
             vacuum()
         wait_for_calm()
+        behind = None
+        if background is not None:
+            behind = self.start_background(f"{name}/background", via, background, deadline_s)
         self.loadgen.send(
             {
                 "op": "phase",
@@ -193,28 +198,36 @@ class Bench:
                 "variants": [self.variant(via, ask, stream) for ask in asks],
                 "stream": stream,
                 "concurrency": concurrency,
-                "requests": requests,
+                "requests": 0 if background else requests,  # 0: until "stop"
                 "warmup": warmup,
                 "timeout_s": timeout_s,
                 "deadline_s": deadline_s,
                 "ramp_s": ramp_s,
-                **({"background": self.background(via, background)} if background else {}),
             }
         )
         self.loadgen.wait("ready", deadline_s + 60)
+        if behind is not None:
+            behind.wait("ready", 60)
         self.check_workers()
         profile_dir: Path | None = self.args.profile if via == "gateway" and profile else None
-        result = self.measure(name, deadline_s + 60, settle_s, sample_pss, profile_dir)
+        result = self.measure(name, deadline_s + 60, settle_s, sample_pss, profile_dir, behind)
         self.check_workers()
         log_phase(name, result)
         self.results[name] = result
         return result
 
     def measure(
-        self, name: str, timeout: float, settle_s: float, sample_pss: bool, profile_dir: Path | None
+        self,
+        name: str,
+        timeout: float,
+        settle_s: float,
+        sample_pss: bool,
+        profile_dir: Path | None,
+        behind: LoadGen | None = None,
     ) -> dict:
         """From the load generator's "ready" to its "done": its result, with the CPU
-        of every process between the two (and the web workers' PSS)."""
+        of every process between the two (and the web workers' PSS). With a
+        background load generator (`behind`), the phase stops when it is done."""
         assert self.loadgen is not None
         profilers = []
         if profile_dir is not None:
@@ -222,10 +235,17 @@ class Bench:
             profilers = start_profilers(self.procs, name, self.workers, profile_dir, native)
         window = self.cpu_window(profilers)
         sampler = PssSampler(self.workers) if sample_pss else None
+        tick = sampler.sample if sampler else None
         window.start()
+        if behind is not None:
+            behind.send({"op": "go"})
         self.loadgen.send({"op": "go"})
         try:
-            done = self.loadgen.wait("done", timeout, tick=sampler.sample if sampler else None)
+            background = None
+            if behind is not None:
+                background = behind.wait("done", timeout, tick=tick)["result"]
+                self.loadgen.send({"op": "stop"})
+            done = self.loadgen.wait("done", timeout, tick=tick)
             # Usage records are written by a thread every 0.2 s: include that work.
             if settle_s:
                 time.sleep(settle_s)
@@ -235,17 +255,32 @@ class Bench:
                 stop_profilers(name, profilers, self.workers, profile_dir)
         result = done["result"]
         add_cpu(result, cpu)
+        if background is not None:
+            result["background"] = background
         if sampler:
             sampler.add_to(result)
         return result
 
-    def background(self, via: str, background: Background) -> dict:
-        return {
-            "variants": [self.variant(via, ask, False) for ask in background.asks],
-            "concurrency": background.concurrency,
-            "requests": background.requests,
-            "stream": False,
-        }
+    def start_background(
+        self, name: str, via: str, background: Background, deadline_s: float
+    ) -> LoadGen:
+        """The background load generator, warmed up to its "ready" for `background`."""
+        if self.background_loadgen is None:
+            log_path = self.tmp / "loadgen-background.log"
+            self.background_loadgen = LoadGen(self.procs, log_path, cpus=self.harness_cpus)
+        self.background_loadgen.send(
+            {
+                "op": "phase",
+                "name": name,
+                "variants": [self.variant(via, ask, False) for ask in background.asks],
+                "stream": False,
+                "concurrency": background.concurrency,
+                "requests": background.requests,
+                "warmup": 0,
+                "deadline_s": deadline_s,
+            }
+        )
+        return self.background_loadgen
 
     def variant(self, via: str, ask: Ask, stream: bool) -> dict:
         """What the load generator sends for `ask`: to PureBridge, or the
@@ -263,13 +298,14 @@ class Bench:
 
     def cpu_window(self, profilers: list[subprocess.Popen]) -> CpuWindow:
         assert self.fake is not None and self.gunicorn is not None and self.loadgen is not None
-        fake_pid, loadgen_pid, master = self.fake.pid, self.loadgen.proc.pid, self.gunicorn.pid
+        fake_pid, master = self.fake.pid, self.gunicorn.pid
+        loadgens = [gen.proc.pid for gen in (self.loadgen, self.background_loadgen) if gen]
         return CpuWindow(
             {
                 "gateway_workers": lambda: list(self.workers),
                 "gunicorn_master": lambda: [master],
                 "fake_upstream": lambda: [fake_pid],
-                "loadgen": lambda: [loadgen_pid],
+                "loadgen": lambda: loadgens,
                 "postgres_redis": service_pids,
                 "bench_runner": lambda: [os.getpid()],
                 "py_spy": lambda: [p.pid for p in profilers],
@@ -314,8 +350,9 @@ class Bench:
         }
 
     def close(self) -> None:
-        if self.loadgen is not None:
-            self.loadgen.quit()
+        for loadgen in (self.loadgen, self.background_loadgen):
+            if loadgen is not None:
+                loadgen.quit()
         self.procs.stop_all()
         gunicorn_log = self.tmp / "gunicorn.log"
         errors = gateway_errors(gunicorn_log)
