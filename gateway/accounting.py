@@ -45,7 +45,7 @@ class Usage:
         "settled",
         "attempts",
         "reservation",
-        "unknown_key",
+        "counted",
     )
 
     def __init__(self, req: Request, endpoint: str) -> None:
@@ -70,7 +70,8 @@ class Usage:
         self.settled = False
         self.attempts: list[dict] = []
         self.reservation: Reservation | None = None
-        self.unknown_key = False  # refused for want of any key: sampled, not each recorded
+        # Refused for want of any key, and counted instead of recorded.
+        self.counted = False
 
     def attempt(
         self, route: RouteConfig, error: GatewayError | None, started: float, status: int = 200
@@ -122,24 +123,22 @@ class Usage:
     def fail(self, error: GatewayError) -> None:
         self.status = error.status
         self.error_type = (error.code or error.type)[:64]
-        self.unknown_key = isinstance(error, UnknownApiKey)
+        if isinstance(error, UnknownApiKey):
+            client = self.req.scope.get("client")
+            address = client[0] if client else ""
+            self.counted = not refusals.record_in_full(address, self.req.received_at)
 
     def client_gone(self) -> None:
         self.status = CLIENT_CLOSED
         self.error_type = "client_disconnected"
 
     def settle(self) -> None:
-        """Hand the record to the writer (or, for a refusal of no key past those
-        recorded in full, count it: gateway/refusals.py). Synchronous, so
-        cancellation cannot skip it."""
-        if self.settled:
+        """Hand the record to the writer (but for a refusal of no key counted
+        instead: gateway/refusals.py). Synchronous, so cancellation cannot skip it."""
+        if self.settled or self.counted:
             return
         self.settled = True
         req = self.req
-        if self.unknown_key:
-            client = req.scope.get("client")
-            if not refusals.record_in_full(client[0] if client else "", req.received_at):
-                return
         reason = self._estimate()
         cost = Decimal(0)
         if self.model is not None and (self.prompt_tokens or self.completion_tokens):

@@ -85,6 +85,8 @@ class GatewayApp:
         except GatewayError as error:
             usage.fail(error)
             if not req.response_started:
+                if usage.counted:
+                    await refusals.pause()
                 await req.send_error(error)
         except asyncio.CancelledError:
             if not req.disconnected:

@@ -13,8 +13,15 @@ worker, per minute:
   the same rows for every worker and host. At most MAX_CLIENTS addresses are
   told apart in a minute; those after them are counted as "*".
 
+The refusals counted are answered after PUREBRIDGE_REFUSAL_PAUSE_SECONDS
+(0.25 s; at most MAX_PAUSED at a time in a worker, past that at once). A client that sends keys that do
+not exist one request after another, as scanners and broken retry loops do,
+then sends far fewer of them, and the worker's other requests keep their
+share of its event loop: a pause costs a timer, not CPU. Whoever mistyped a
+key is not paused: those are the refusals recorded in full.
+
 A real key's refusal (disabled, expired, a wrong secret for a lookup a key
-has) concerns its owner, and always has its own record.
+has) concerns its owner, is never paused, and always has its own record.
 
 Counts wait in memory until written: at most MAX_CLIENTS + 1 per minute.
 While the database cannot take them, each minute waiting is folded into one
@@ -29,6 +36,8 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from django.conf import settings
+
 from gateway.db import run_db
 
 log = logging.getLogger(__name__)
@@ -37,6 +46,7 @@ RECORDED_PER_CLIENT = 10
 RECORDED_PER_MINUTE = 100
 MAX_CLIENTS = 1_000
 OTHERS = "*"
+MAX_PAUSED = 256
 WRITE_DELAY = 2.0  # seconds into the next minute: the last refusals of the last one settle
 RETRY_SECONDS = 60.0
 
@@ -54,6 +64,7 @@ class Refusals:
         self._lock = threading.Lock()  # write_all() takes the counts from another thread
         self._write_at = 0.0  # time.monotonic() of the write scheduled, or 0
         self._writing: set[asyncio.Task] = set()
+        self._paused = 0
 
     def record_in_full(self, client: str, at: datetime) -> bool:
         """True: record this refusal as usual. False: it has been counted."""
@@ -75,6 +86,17 @@ class Refusals:
             self._counts[minute, client] = self._counts.get((minute, client), 0) + 1
         self._write_later(60 - time.time() % 60 + WRITE_DELAY)
         return False
+
+    async def pause(self) -> None:
+        """Hold back the answer to a refusal that was counted."""
+        seconds = settings.PUREBRIDGE_REFUSAL_PAUSE_SECONDS
+        if not seconds or self._paused >= MAX_PAUSED:
+            return
+        self._paused += 1
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._paused -= 1
 
     def _write_later(self, delay: float) -> None:
         now = time.monotonic()

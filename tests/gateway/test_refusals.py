@@ -105,8 +105,9 @@ def at_least_seconds_left_in_the_minute(seconds: float) -> None:
 
 
 def test_refusals_of_made_up_keys_past_the_first_are_counted_not_recorded(
-    http, make_model, usage_records
+    http, make_model, usage_records, settings
 ):
+    settings.PUREBRIDGE_REFUSAL_PAUSE_SECONDS = 0
     make_model()
     first = refusals.RECORDED_PER_CLIENT
     at_least_seconds_left_in_the_minute(10)
@@ -121,6 +122,68 @@ def test_refusals_of_made_up_keys_past_the_first_are_counted_not_recorded(
     refusals.refusals.write_all()
     [tally] = RefusedTally.objects.all()
     assert (tally.client, tally.refused) == ("127.0.0.1", 25)
+
+
+def timed(http, key: str | None) -> float:
+    started = time.monotonic()
+    assert post_chat(http, key, chat_body()).status_code == 401
+    return time.monotonic() - started
+
+
+def test_counted_refusals_are_answered_after_the_pause_the_first_ones_at_once(
+    http, make_model, settings
+):
+    settings.PUREBRIDGE_REFUSAL_PAUSE_SECONDS = 1.0
+    make_model()
+    at_least_seconds_left_in_the_minute(20)
+
+    first = [timed(http, made_up_key()) for _ in range(refusals.RECORDED_PER_CLIENT)]
+    then = [timed(http, made_up_key()) for _ in range(2)]
+
+    assert max(first) < 1.0
+    assert min(then) >= 1.0
+
+
+@pytest.mark.parametrize("why", ["disabled", "wrong secret"])
+def test_refusals_of_a_real_key_are_never_paused(http, make_key, make_model, settings, why):
+    settings.PUREBRIDGE_REFUSAL_PAUSE_SECONDS = 1.0
+    make_model()
+    key, secret = make_key()
+    if why == "disabled":
+        key.is_active = False
+        key.save()
+    else:
+        secret = secret[:-4] + ("aaaa" if not secret.endswith("aaaa") else "bbbb")
+
+    assert max(timed(http, secret) for _ in range(refusals.RECORDED_PER_CLIENT + 3)) < 1.0
+
+
+def test_no_more_than_max_paused_refusals_wait_at_once(monkeypatch, settings):
+    settings.PUREBRIDGE_REFUSAL_PAUSE_SECONDS = 0.5
+    monkeypatch.setattr(refusals, "MAX_PAUSED", 3)
+    tally = refusals.Refusals()
+
+    async def run() -> list[float]:
+        async def one() -> float:
+            started = time.monotonic()
+            await tally.pause()
+            return time.monotonic() - started
+
+        return await asyncio.gather(*(one() for _ in range(5)))
+
+    waits = sorted(asyncio.run(run()))
+
+    assert waits[:2] == pytest.approx([0, 0], abs=0.1)
+    assert min(waits[2:]) >= 0.5
+
+
+def test_a_pause_of_zero_answers_at_once(settings):
+    settings.PUREBRIDGE_REFUSAL_PAUSE_SECONDS = 0
+    started = time.monotonic()
+
+    asyncio.run(refusals.Refusals().pause())
+
+    assert time.monotonic() - started < 0.1
 
 
 @pytest.mark.parametrize("why", ["disabled", "expired", "wrong secret"])
@@ -143,7 +206,10 @@ def test_refusals_of_a_real_key_are_each_recorded(http, make_key, make_model, us
     assert not RefusedTally.objects.exists()
 
 
-def test_refusals_without_any_key_are_counted_like_made_up_ones(http, make_model, usage_records):
+def test_refusals_without_any_key_are_counted_like_made_up_ones(
+    http, make_model, usage_records, settings
+):
+    settings.PUREBRIDGE_REFUSAL_PAUSE_SECONDS = 0
     make_model()
     at_least_seconds_left_in_the_minute(10)
     count = refusals.RECORDED_PER_CLIENT + 3

@@ -64,7 +64,8 @@ def one_connection_per_worker(gunicorn, transactional_db):
     try:
         for _ in range(200):
             connection = http.client.HTTPConnection("127.0.0.1", gunicorn.port, timeout=10)
-            assert post(connection, made_up_key(), "flat") == 401
+            connection.request("GET", "/health")
+            connection.getresponse().read()
             pid = worker_of(gunicorn, connection)
             if pid is not None and pid not in held:
                 held[pid] = connection
@@ -73,6 +74,8 @@ def one_connection_per_worker(gunicorn, transactional_db):
             if len(held) == gunicorn.workers:
                 break
         assert len(held) == gunicorn.workers, f"reached only workers {sorted(held)}"
+        for connection in held.values():
+            assert post(connection, made_up_key(), "flat") == 401
         yield list(held.values())
     finally:
         for connection in [*held.values(), *spare]:
