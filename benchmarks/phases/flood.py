@@ -1,5 +1,6 @@
-"""flood and flood-alone: legitimate requests while a flood of made-up keys
-arrives, then as many of the same requests alone (gateway only).
+"""flood, flood-alone and flood-cost: legitimate requests while a flood of
+made-up keys arrives, then as many of the same requests alone, then made-up
+keys alone for what each costs the web workers (gateway only).
 
 Every request of the flood has a new well-formed key that no key has (the
 prefix and 48 random letters or digits), as a scanner or a broken client
@@ -40,6 +41,16 @@ def run(bench: Bench) -> None:
     during = bench.phase("flood/gateway", "gateway", [LEGIT], requests=0, background=flood, **legit)
     alone = max(during["ok"] + during["failures"], c.flood // 5)
     bench.phase("flood-alone/gateway", "gateway", [LEGIT], requests=alone, **legit)
+    bench.phase(
+        "flood-cost/gateway",
+        "gateway",
+        [MADE_UP],
+        stream=False,
+        concurrency=FLOOD_CONCURRENCY,
+        requests=c.flood // 5,
+        warmup=0,
+        settle_s=0.6,
+    )
 
 
 def summarise(r: dict) -> dict:
@@ -47,10 +58,6 @@ def summarise(r: dict) -> dict:
     made_up = during["background"]
     alone_p99 = lat(r, "flood-alone/gateway").get("p99")
     during_p99 = lat(r, "flood/gateway").get("p99")
-    # The workers' CPU for the flood: all they spent during it, less what
-    # as many legitimate requests took alone.
-    legit_ms = alone["gateway_cpu_ms_per_request"] * (during["ok"] + during["failures"])
-    flood_ms = during["cpu"]["gateway_workers"]["cpu_ms"] - legit_ms
     return {
         "flood": {
             "legit_concurrency": LEGIT_CONCURRENCY,
@@ -65,7 +72,7 @@ def summarise(r: dict) -> dict:
             "made_up_rps": made_up["throughput_rps"],
             "made_up_p50_ms": made_up["latency_ms"]["p50"],
             "made_up_p99_ms": made_up["latency_ms"]["p99"],
-            "gateway_cpu_ms_per_made_up_key": flood_ms / max(made_up["requests"], 1),
+            "gateway_cpu_ms_per_made_up_key": r["flood-cost/gateway"]["gateway_cpu_ms_per_request"],
             "gateway_cpu_ms_per_legit_request_alone": alone["gateway_cpu_ms_per_request"],
             "failures": alone["failures"] + during["failures"] + made_up["failures"],
         }
