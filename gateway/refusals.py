@@ -14,11 +14,12 @@ worker, per minute:
   told apart in a minute; those after them are counted as "*".
 
 The refusals counted are answered after PUREBRIDGE_REFUSAL_PAUSE_SECONDS
-(0.25 s; at most MAX_PAUSED at a time in a worker, past that at once). A client that sends keys that do
-not exist one request after another, as scanners and broken retry loops do,
-then sends far fewer of them, and the worker's other requests keep their
-share of its event loop: a pause costs a timer, not CPU. Whoever mistyped a
-key is not paused: those are the refusals recorded in full.
+(0.25 s; at most MAX_PAUSED at a time in a worker, past that at once). A
+client that sends keys that do not exist one request after another, as
+scanners and broken retry loops do, then sends far fewer of them, and the
+worker's other requests keep their share of its event loop: a pause costs a
+timer, not CPU. A client's first refusals in a minute, those recorded in
+full, are answered at once.
 
 A real key's refusal (disabled, expired, a wrong secret for a lookup a key
 has) concerns its owner, is never paused, and always has its own record.
