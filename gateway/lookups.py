@@ -18,7 +18,9 @@ The filter is kept current three ways:
   lookup is first announced in Redis (announced_key, for announced_seconds),
   before the message and before the maker has the secret; a worker asks
   Redis about a lookup its filter lacks (one pipelined EXISTS, never the
-  database) and adds it if announced;
+  database) and adds it if announced. While Redis cannot answer, such a
+  lookup goes to the key cache and the database, as without a filter: a key
+  made during a Redis outage works at once, and a flood then costs queries;
 - while the filter is in use, every PUREBRIDGE_CACHE_TTL / 2 it adds the
   lookups of the keys changed since it last looked (an index on updated_at),
   with OVERLAP_SECONDS of overlap for transactions still open then and clocks
@@ -181,27 +183,31 @@ class KnownLookups:
         """True when no key answers to `lookup`: refuse it without a query."""
         if self.may_exist(lookup):
             return False
-        if settings.REDIS_URL and await self._announced(lookup):
+        if not settings.REDIS_URL:
+            return True
+        announced = await self._announced(lookup)
+        if announced:
             self.add(lookup)
-            return False
-        return True
+        # Unknown (Redis unreachable): a key made meanwhile was announced to
+        # no one, and its message is lost; the database decides, as it did
+        # before there was a filter.
+        return announced is False
 
-    async def _announced(self, lookup: str) -> bool:
-        """Whether a key was announced with `lookup` lately. Its message may not
-        have been read yet: a worker's event loop may see the first request
-        before it, or Redis may send it to this worker after answering the
-        key's maker (gateway/invalidation.py announces first, then publishes)."""
+    async def _announced(self, lookup: str) -> bool | None:
+        """Whether a key was announced with `lookup` lately, None if Redis
+        cannot say. Its message may not have been read yet: a worker's event
+        loop may see the first request before it, or Redis may send it to this
+        worker after answering the key's maker (gateway/invalidation.py
+        announces first, then publishes)."""
         if time.monotonic() < self._redis_down_until:
-            return False
+            return None
         from purebridge.redis import pipe
 
         try:
             return bool(await pipe().execute("EXISTS", announced_key(lookup)))
         except RedisError:
-            # Keys made meanwhile were announced to no one: the filter's
-            # refresh finds them (within PUREBRIDGE_CACHE_TTL).
             self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
-            return False
+            return None
 
     def add(self, lookup: str) -> None:
         """A key may answer to `lookup` from now on (from any thread)."""

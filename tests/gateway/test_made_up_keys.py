@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -234,6 +235,29 @@ def test_a_key_announced_in_redis_works_before_its_message_is_read(make_key):
     _, secret = make_key()  # announced in Redis; its message reaches only known_lookups
 
     assert not refuses(fresh, key_parse(secret).lookup)
+    assert refuses(fresh, key_parse(made_up_key()).lookup)
+
+
+def test_while_redis_cannot_answer_a_lookup_the_filter_lacks_goes_to_the_database(
+    transactional_db, settings
+):
+    fresh = KnownLookups()
+    asyncio.run(fresh.refresh())
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        settings.REDIS_URL = f"redis://127.0.0.1:{unused.getsockname()[1]}/0"
+    assert fresh.trusted
+
+    # A key made while Redis was down was announced to no one.
+    assert not refuses(fresh, key_parse(made_up_key()).lookup)
+
+
+def test_without_redis_the_filter_alone_refuses(transactional_db, settings):
+    fresh = KnownLookups()
+    asyncio.run(fresh.refresh())
+    settings.REDIS_URL = ""
+    assert fresh.trusted
+
     assert refuses(fresh, key_parse(made_up_key()).lookup)
 
 
