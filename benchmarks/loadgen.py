@@ -4,11 +4,13 @@ It runs in its own process, so its CPU is never counted as the gateway's, and
 is driven by run.py over stdin/stdout, one JSON object per line:
 
     -> {"op": "phase", "name": ..., "variants": [{"label": ..., "url": ...,
-        "headers": {...}, "body": {...}, "format": "chat" | "responses"}, ...],
+        "headers": {...}, "body": {...}, "format": "chat" | "responses",
+        "expect_status": 200, "random_key": {"prefix": ..., "length": L}}, ...],
         "stream": bool, "concurrency": C, "requests": N, "warmup": W,
         "timeout_s": T, "deadline_s": D, "ramp_s": R}
     <- {"event": "ready", "name": ...}          warm-up done, connections open
     -> {"op": "go"}
+    -> {"op": "stop"}                           only when N is 0: stop now
     <- {"event": "done", "name": ..., "result": {...}}
     -> {"op": "quit"}
 
@@ -21,6 +23,12 @@ deadline, so nothing here can run unbounded.
 With several variants (an A/B comparison in one phase), request k of the
 phase is variant k mod V: the variants take turns, so whatever disturbs the
 machine disturbs them alike. Each variant's latencies are reported apart.
+A variant answered with its `expect_status` (default 200) counts as answered;
+one with `random_key` sends a new made-up key (the prefix and L random letters
+or digits) with every request.
+
+With N = 0 the phase goes on until "stop" (run.py sends it when another
+load generator, making a load alongside, is done).
 A stream is complete at `data: [DONE]` (chat completions) or at the
 `response.completed` event (Responses API); its first content is the first
 non-empty `delta.content` or `response.output_text.delta`.
@@ -31,6 +39,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
+import string
 import sys
 import time
 
@@ -43,6 +53,7 @@ from harness.procs import raise_nofile
 # Per stream format: the bytes that end a complete stream.
 STREAM_END = {"chat": b"data: [DONE]", "responses": b"event: response.completed"}
 MAX_ERROR_SAMPLES = 5
+KEY_ALPHABET = string.ascii_letters + string.digits
 
 
 def emit(obj: dict) -> None:
@@ -82,10 +93,20 @@ class Variant:
         self.format: str = spec.get("format", "chat")
         if self.format not in STREAM_END:
             raise ValueError(f"unknown stream format {self.format!r}")
+        self.expect: int = int(spec.get("expect_status", 200))
+        random_key = spec.get("random_key")
+        self.key_prefix: str | None = random_key["prefix"] if random_key else None
+        self.key_length: int = int(random_key["length"]) if random_key else 0
         self.latencies: list[float] = []
         self.ttfts: list[float] = []
         self.chunks: list[int] = []
         self.failures = 0
+
+    def request_headers(self) -> dict:
+        if self.key_prefix is None:
+            return self.headers
+        key = self.key_prefix + "".join(random.choices(KEY_ALPHABET, k=self.key_length))
+        return {**self.headers, "Authorization": f"Bearer {key}"}
 
     def result(self, stream: bool) -> dict:
         return {
@@ -117,6 +138,7 @@ class Phase:
         self.peak_open = 0
         self.in_flight = 0  # sent, not finished
         self.peak_in_flight = 0
+        self.stop: asyncio.Event | None = None  # N = 0: until this is set
 
     def _fail(self, variant: Variant, why: str) -> None:
         self.failures += 1
@@ -138,14 +160,17 @@ class Phase:
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             async with session.post(
-                variant.url, data=variant.payload, headers=variant.headers, timeout=self.timeout
+                variant.url,
+                data=variant.payload,
+                headers=variant.request_headers(),
+                timeout=self.timeout,
             ) as response:
-                if response.status != 200:
+                if response.status != variant.expect:
                     body = await response.read()
                     if record:
                         self._fail(variant, f"HTTP {response.status}: {body[:200]!r}")
                     return
-                if not self.stream:
+                if not self.stream or variant.expect != 200:
                     body = await response.read()
                     elapsed = time.perf_counter() - started
                     if not body.startswith(b"{"):
@@ -184,18 +209,23 @@ class Phase:
             self.in_flight -= 1
 
     async def run(self, session: aiohttp.ClientSession, total: int, record: bool) -> float:
-        """Keep `concurrency` requests in flight until `total` were made; wall seconds."""
+        """Keep `concurrency` requests in flight until `total` were made (with
+        `self.stop` when recording, until it is set); wall seconds."""
         issued = 0
         self.peak_open = self.open_streams
         self.peak_in_flight = self.in_flight
+        stop = self.stop if record else None
 
-        workers_n = min(self.concurrency, total)
+        def more() -> bool:
+            return not stop.is_set() if stop is not None else issued < total
+
+        workers_n = self.concurrency if stop is not None else min(self.concurrency, total)
 
         async def worker(k: int) -> None:
             nonlocal issued
             if record and self.ramp_s:
                 await asyncio.sleep(k * self.ramp_s / workers_n)
-            while issued < total:
+            while more():
                 variant = self.variants[issued % len(self.variants)]
                 issued += 1
                 await self.one(session, variant, record)
@@ -210,9 +240,11 @@ class Phase:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             if record:
-                missing = total - len(self.latencies) - self.failures
+                missing = (issued if stop else total) - len(self.latencies) - self.failures
                 for k in range(max(missing, 0)):
                     self._fail(self.variants[k % len(self.variants)], "phase deadline reached")
+        if stop is not None:
+            self.requests = issued
         return time.perf_counter() - started
 
     def result(self, wall: float) -> dict:
@@ -303,6 +335,13 @@ async def read_command() -> dict:
     return json.loads(line)
 
 
+async def wait_for_stop(stop: asyncio.Event) -> None:
+    command = await read_command()
+    if command["op"] != "stop":
+        emit({"event": "error", "message": f"expected stop, got {command['op']!r}"})
+    stop.set()
+
+
 async def main() -> None:
     while True:
         command = await read_command()
@@ -324,7 +363,13 @@ async def main() -> None:
             go = await read_command()
             if go["op"] != "go":
                 return
+            stopping = None
+            if not phase.requests:
+                phase.stop = asyncio.Event()
+                stopping = asyncio.create_task(wait_for_stop(phase.stop))
             wall = await phase.run(session, phase.requests, record=True)
+            if stopping is not None:
+                await stopping
             emit({"event": "done", "name": phase.name, "result": phase.result(wall)})
 
 

@@ -4,6 +4,7 @@
     make bench BENCH_ARGS="--quick"              # a smoke run with small counts
     make bench BENCH_ARGS="--workers 1 --skip-slow-streams"
     make bench BENCH_ARGS="--wait-idle 600"      # on a shared machine: wait for quiet
+    make bench BENCH_ARGS="--phases flood"       # only the invalid-key flood
 
 benchmarks/README.md describes the scenarios, the options and how to read the
 numbers.
@@ -69,6 +70,13 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="send every phase with the key that has limits (never reached), so that every "
         "request also runs the Redis admission step (the admission phases always compare both)",
+    )
+    parser.add_argument(
+        "--phases",
+        type=lambda value: [name.strip() for name in value.split(",") if name.strip()],
+        metavar="NAME[,NAME...]",
+        help="run only these families of phases (and those their figures need): "
+        "nonstream, admission, streams, responses, slow, flood",
     )
     parser.add_argument(
         "--app",

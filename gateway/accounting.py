@@ -8,10 +8,11 @@ from decimal import Decimal
 from gateway import reported
 from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnknownApiKey
 from gateway.http import Request, clean_header_value
 from gateway.limiter import Reservation
 from gateway.providers.base import RetryableError
+from gateway.refusals import refusals
 from gateway.tokens import estimate_chars
 from usage.pricing import cost_usd
 from usage.recorder import UsageEntry, get_recorder
@@ -44,6 +45,7 @@ class Usage:
         "settled",
         "attempts",
         "reservation",
+        "counted",
     )
 
     def __init__(self, req: Request, endpoint: str) -> None:
@@ -68,6 +70,8 @@ class Usage:
         self.settled = False
         self.attempts: list[dict] = []
         self.reservation: Reservation | None = None
+        # Refused for want of any key, and counted instead of recorded.
+        self.counted = False
 
     def attempt(
         self, route: RouteConfig, error: GatewayError | None, started: float, status: int = 200
@@ -119,16 +123,22 @@ class Usage:
     def fail(self, error: GatewayError) -> None:
         self.status = error.status
         self.error_type = (error.code or error.type)[:64]
+        if isinstance(error, UnknownApiKey):
+            client = self.req.scope.get("client")
+            address = client[0] if client else ""
+            self.counted = not refusals.record_in_full(address, self.req.received_at)
 
     def client_gone(self) -> None:
         self.status = CLIENT_CLOSED
         self.error_type = "client_disconnected"
 
     def settle(self) -> None:
-        """Hand the record to the writer. Synchronous, so cancellation cannot skip it."""
-        if self.settled:
+        """Hand the record to the writer (but for a refusal of no key counted
+        instead: gateway/refusals.py). Synchronous, so cancellation cannot skip it."""
+        if self.settled or self.counted:
             return
         self.settled = True
+        req = self.req
         reason = self._estimate()
         cost = Decimal(0)
         if self.model is not None and (self.prompt_tokens or self.completion_tokens):
@@ -143,7 +153,6 @@ class Usage:
                 cache_write_per_mtok=prices.cache_write,
                 cache_write_tokens=self.cache_write_tokens,
             )
-        req = self.req
         get_recorder().record(
             UsageEntry(
                 created_at=req.received_at,

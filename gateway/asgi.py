@@ -18,8 +18,10 @@ from django.conf import settings
 from gateway import invalidation, journal
 from gateway.accounting import Usage
 from gateway.chat import chat_completions
+from gateway.db import run_db
 from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl, UsageBacklog
 from gateway.http import Receive, Request, Send
+from gateway.refusals import refusals
 from gateway.responses.endpoint import create_response
 from gateway.upstream import close_session
 from gateway.views import health, list_models, retrieve_model
@@ -89,6 +91,8 @@ class GatewayApp:
         except GatewayError as error:
             usage.fail(error)
             if not req.response_started:
+                if usage.counted:
+                    await refusals.pause()
                 await req.send_error(error)
         except asyncio.CancelledError:
             if not req.disconnected:
@@ -134,6 +138,10 @@ class GatewayApp:
             from gateway.limiter_redis import limiter
 
             await limiter.leases.release_all()
+        try:
+            await run_db(refusals.write_all)
+        except GatewayError:  # the database is down: the counts of these minutes are lost
+            log.warning("could not write this worker's refusal counts at shutdown")
         await sync_to_async(get_recorder().flush, thread_sensitive=False)()
         if self._heartbeat is not None:
             await self._heartbeat

@@ -1,9 +1,12 @@
 """Bearer key → KeyInfo, from an in-process cache on a warm request.
 
 A miss reads the key from the database once; the entry lives until the key is
-changed (invalidation) or PUREBRIDGE_CACHE_TTL passes. Unknown lookups are
-cached too, briefly, so a flood of made-up keys does not become a flood of
-queries; creating a key invalidates its lookup at once.
+changed (invalidation) or PUREBRIDGE_CACHE_TTL passes. A lookup no key has is
+refused before that, without a query, by the worker's filter of the lookups
+that exist (gateway/lookups.py): a flood of made-up keys, each new, does not
+become a flood of queries. A lookup the filter lets through (one of its rare
+false positives) and the database does not know is cached as unknown for
+NEGATIVE_TTL; creating a key invalidates its lookup at once.
 
 A rotated key answers to two lookups during its grace period: the new secret's
 and the previous one's. One KeyInfo is cached under both, and a change to the
@@ -20,10 +23,14 @@ from decimal import Decimal
 from django.conf import settings
 
 from gateway.db import database_down, run_db
-from gateway.errors import DatabaseUnavailable, InvalidApiKey
+from gateway.errors import DatabaseUnavailable, InvalidApiKey, UnknownApiKey
+from gateway.lookups import known_lookups
 from keys.services import key_hash, key_parse
 
 NEGATIVE_TTL = 5.0
+# Past this many entries, unknown and expired ones are dropped when another
+# unknown lookup is cached: the keys in use stay.
+CACHE_LIMIT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,8 @@ async def _key_info(lookup: str) -> KeyInfo | None:
     entry = _cache.get(lookup)
     if entry is not None and (entry[1] > now or (entry[0] is not None and database_down())):
         return entry[0]
+    if await known_lookups.refuses(lookup):
+        return None
     try:
         info = await run_db(_load, lookup)
     except DatabaseUnavailable:
@@ -95,6 +104,9 @@ async def _key_info(lookup: str) -> KeyInfo | None:
             raise
         return entry[0]  # as last read, until the database answers again
     ttl = settings.PUREBRIDGE_CACHE_TTL if info is not None else NEGATIVE_TTL
+    if info is None and len(_cache) >= CACHE_LIMIT:
+        for stale in [k for k, (known, until) in _cache.items() if known is None or until <= now]:
+            del _cache[stale]
     _cache[lookup] = (info, now + ttl)
     if info is not None:
         # The same entry answers the key's other lookup without another query.
@@ -122,7 +134,9 @@ def _expected_hash(info: KeyInfo, lookup: str) -> str | None:
 
 
 def invalidate_key(lookup: str) -> None:
+    """`lookup`'s key changed: it may have been created (or rotated to it)."""
     _cache.pop(lookup, None)
+    known_lookups.add(lookup)
 
 
 def invalidate_all_keys() -> None:
@@ -135,19 +149,21 @@ def invalidate_all_keys() -> None:
 
 async def authenticate(authorization: str | None) -> KeyInfo:
     if not authorization:
-        raise InvalidApiKey(
+        raise UnknownApiKey(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <your_key>'."
         )
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise InvalidApiKey("Malformed Authorization header: expected 'Bearer <your_key>'.")
+        raise UnknownApiKey("Malformed Authorization header: expected 'Bearer <your_key>'.")
     parsed = key_parse(token)
     if parsed is None:
-        raise InvalidApiKey("Incorrect API key provided.")
+        raise UnknownApiKey("Incorrect API key provided.")
     info = await _key_info(parsed.lookup)
-    expected = _expected_hash(info, parsed.lookup) if info is not None else None
-    if info is None or expected is None or not hmac.compare_digest(key_hash(token), expected):
+    if info is None:
+        raise UnknownApiKey("Incorrect API key provided.")
+    expected = _expected_hash(info, parsed.lookup)
+    if expected is None or not hmac.compare_digest(key_hash(token), expected):
         raise InvalidApiKey("Incorrect API key provided.")
     if not info.is_active:
         raise InvalidApiKey("This API key has been disabled.")

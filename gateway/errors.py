@@ -54,6 +54,13 @@ class InvalidApiKey(InvalidRequest):
     code = "invalid_api_key"
 
 
+class UnknownApiKey(InvalidApiKey):
+    """No key of PureBridge's: none sent, not one's shape, or a lookup no key
+    has. Such refusals concern no customer; their usage records are sampled
+    (gateway/refusals.py). A real key's (disabled, expired, wrong secret) is
+    an InvalidApiKey, recorded every time."""
+
+
 class ModelNotFound(InvalidRequest):
     status = 404
     code = "model_not_found"

@@ -3,6 +3,9 @@
 A change to a key, provider, model or route clears the local cache at once and,
 when Redis is configured, publishes a message that every worker's listener
 applies. Without Redis (embedded mode) other processes fall back to the TTL.
+A key's message also tells each worker's filter of existing lookups
+(gateway/lookups.py) that the key may answer to them, and is announced in
+Redis before it is published: a new key works on its first request everywhere.
 """
 
 from __future__ import annotations
@@ -41,10 +44,18 @@ def _publish(message: str) -> None:
     _apply(message)
     if not settings.REDIS_URL:
         return
+    from gateway.lookups import announced_key, announced_seconds
     from purebridge.redis import sync_client
 
     try:
-        sync_client().publish(CHANNEL, message)
+        with sync_client().pipeline(transaction=False) as redis:
+            if message.startswith("key:"):
+                # Before the message, and before the key's maker gets its
+                # secret: a worker that sees the key's first request before
+                # the message asks for this (gateway/lookups.py).
+                redis.set(announced_key(message[4:]), 1, ex=announced_seconds())
+            redis.publish(CHANNEL, message)
+            redis.execute()
     except Exception:  # the TTL still bounds how stale other workers get
         log.warning("could not publish cache invalidation %r", message, exc_info=True)
 
@@ -97,6 +108,10 @@ async def listen(stop: asyncio.Event) -> None:
             # Anything may have changed while this worker was not listening.
             _apply(CATALOGUE)
             _apply("keys")
+            from gateway.lookups import known_lookups
+
+            # Keys made before now are in the build; later ones in messages.
+            known_lookups.rebuild()
             from gateway.cooldown import cooldowns
 
             await cooldowns.load_shared()

@@ -69,6 +69,9 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
+        # Every web worker asks for the keys changed lately, twice a TTL
+        # (gateway/lookups.py): without it, a scan of every key each time.
+        indexes = [models.Index(fields=["updated_at"], name="apikey_updated")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.display_prefix}…)"

@@ -357,6 +357,10 @@ PUREBRIDGE_DRAIN_BYTES = env_int("PUREBRIDGE_DRAIN_BYTES", 256 * 1024, minimum=0
 PUREBRIDGE_RESPONSE_RETENTION_SECONDS = env_int(
     "PUREBRIDGE_RESPONSE_RETENTION_SECONDS", 24 * 3600, minimum=60
 )
+# A refusal of no key past the first few of its client in a minute (gateway/
+# refusals.py) is answered after this pause: a client sending made-up keys one
+# after another sends fewer. 0 answers at once.
+PUREBRIDGE_REFUSAL_PAUSE_SECONDS = env_float("PUREBRIDGE_REFUSAL_PAUSE_SECONDS", 0.25, minimum=0.0)
 # Usage records are written by a background thread in batches.
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
 # The most records a web process keeps waiting for the database (while it is

@@ -42,8 +42,8 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(autouse=True)
 def _fresh_state(request) -> Iterator[None]:
-    """Each test starts with empty in-process caches, no route cooling down and
-    a fresh fake upstream."""
+    """Each test starts with empty in-process caches, no route cooling down, no
+    refusal of a made-up key counted and a fresh fake upstream."""
     _forget_state()
     if "fake_upstream" in request.fixturenames:
         request.getfixturevalue("fake_upstream").reset_state()
@@ -57,10 +57,12 @@ def _forget_state() -> None:
     from gateway.auth import invalidate_all_keys
     from gateway.catalogue import invalidate_catalogue
     from gateway.cooldown import cooldowns
+    from gateway.refusals import refusals
 
     invalidate_all_keys()
     invalidate_catalogue()
     cooldowns.clear()
+    refusals.forget()
     if settings.REDIS_URL:
         from gateway.limiter_redis import limiter
         from purebridge.redis import sync_client

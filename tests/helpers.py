@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
+import string
 import time
 from collections.abc import Callable
 
@@ -131,3 +133,9 @@ def usage_entry(key, request_id: str, **fields):
             **fields,
         }
     )
+
+
+def made_up_key() -> str:
+    """A well-formed PureBridge key that no key has: a new lookup every time."""
+    alphabet = string.ascii_letters + string.digits
+    return "sk-pb-" + "".join(secrets.choice(alphabet) for _ in range(48))

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from usage.models import UsageHourly, UsageRecord
+from usage.models import RefusedTally, UsageHourly, UsageRecord
 
 
 @admin.register(UsageRecord)
@@ -38,6 +38,21 @@ class UsageRecordAdmin(admin.ModelAdmin):
 class UsageHourlyAdmin(admin.ModelAdmin):
     list_display = ("hour", "account", "api_key_id", "model", "requests", "errors", "cost_usd")
     date_hierarchy = "hour"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(RefusedTally)
+class RefusedTallyAdmin(admin.ModelAdmin):
+    """Refusals for want of any key past those recorded in full (gateway/refusals.py)."""
+
+    list_display = ("minute", "client", "refused")
+    search_fields = ("client",)
+    date_hierarchy = "minute"
 
     def has_change_permission(self, request, obj=None):
         return False

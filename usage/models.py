@@ -131,3 +131,24 @@ class Watermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.position:%Y-%m-%d %H:%M:%S}"
+
+
+class RefusedTally(models.Model):
+    """Requests refused for want of any PureBridge key (none, not one's shape,
+    or a lookup no key has) beyond those recorded in full, counted per minute
+    and client address by every web worker (gateway/refusals.py)."""
+
+    minute = models.DateTimeField()
+    # The client's address as the web server saw it; "*" for the addresses
+    # past the most a worker tells apart in a minute.
+    client = models.CharField(max_length=64)
+    refused = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute", "-refused"]
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "client"], name="refused_tally_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.client} {self.refused}"

@@ -28,8 +28,27 @@ class Ask:
     model: str  # public model id, a key of some phase's MODELS
     api: str = "chat"  # a key of APIS, as the client asks PureBridge
     # A key of seed.KEYS (or of the phase's own keys); None: "limited" with
-    # --limited-key, else "plain".
+    # --limited-key, else "plain"; RANDOM_KEY: a new well-formed key that no
+    # key has, made up by the load generator for every request.
     key: str | None = None
+    # The status that counts as answered (401 for made-up keys).
+    expect_status: int = 200
+
+
+RANDOM_KEY = "random"
+# A made-up key: PureBridge's prefix and 48 letters or digits (keys/services.py).
+RANDOM_KEY_PREFIX, RANDOM_KEY_LENGTH = "sk-pb-", 48
+
+
+@dataclass(frozen=True)
+class Background:
+    """Requests made alongside a phase's own (not streamed), `concurrency` at a
+    time, by a load generator of their own: another client's, not sharing the
+    measured one's event loop."""
+
+    asks: list[Ask]
+    concurrency: int
+    requests: int
 
 
 def loadgen_variant(ask: Ask, base: str, model: str, secret: str, api: str, stream: bool) -> dict:
@@ -38,10 +57,14 @@ def loadgen_variant(ask: Ask, base: str, model: str, secret: str, api: str, stre
     request = body(model)
     if stream:
         request["stream"] = True
-    return {
+    variant = {
         "label": ask.label,
         "url": f"{base}/{path}",
         "headers": {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
         "body": request,
         "format": api,
+        "expect_status": ask.expect_status,
     }
+    if ask.key == RANDOM_KEY:
+        variant["random_key"] = {"prefix": RANDOM_KEY_PREFIX, "length": RANDOM_KEY_LENGTH}
+    return variant

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import phases
 from harness import report
-from harness.asks import Ask, loadgen_variant
+from harness.asks import RANDOM_KEY, Ask, Background, loadgen_variant
 from harness.base import HOST, ROOT, VIAS, log
 from harness.loadgen_driver import LoadGen
 from harness.machine import CpuWindow, children, service_pids, wait_for_calm, wait_for_quiet
@@ -38,10 +38,11 @@ class Counts:
     c64: int
     streams: int
     slow: int
+    flood: int
 
 
-FULL = Counts(warmup=300, c1=500, c64=3000, streams=640, slow=1000)
-QUICK = Counts(warmup=60, c1=100, c64=500, streams=128, slow=200)
+FULL = Counts(warmup=300, c1=500, c64=3000, streams=640, slow=1000, flood=5000)
+QUICK = Counts(warmup=60, c1=100, c64=500, streams=128, slow=200, flood=1000)
 
 
 def pinned_cpus(args: argparse.Namespace) -> tuple[set[int] | None, set[int] | None]:
@@ -68,6 +69,8 @@ class Bench:
         self.fake: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
         self.loadgen: LoadGen | None = None
+        self.background_loadgen: LoadGen | None = None  # started by the first background
+        self.families = phases.selected(args.phases)
         self.models = phases.models()
         self.keys: dict[str, str] = {}  # secrets by name (seed.KEYS and the phases' own)
         self.workers: list[int] = []
@@ -94,7 +97,7 @@ class Bench:
         )
         self.start()
         self.warm_up()
-        for family in phases.PHASES:
+        for family in self.families:
             family.run(self)
         self.report()
         self.succeeded = True
@@ -126,7 +129,7 @@ class Bench:
 
     def warm_up(self) -> None:
         """Every phase's warm-up, direct then through the gateway, before any is measured."""
-        warmups = [w for family in phases.PHASES for w in family.warmups]
+        warmups = [w for family in self.families for w in family.warmups]
         for via in VIAS:
             for w in warmups:
                 self.phase(
@@ -173,14 +176,21 @@ class Bench:
         sample_pss: bool = False,
         ramp_s: float = 0.0,
         profile: bool = False,
+        background: Background | None = None,
     ) -> dict:
         """One phase through `via`: warm up, then measure `requests` requests made
         `concurrency` at a time, taking turns among `asks`. `profile`: under py-spy
-        with --profile (through the gateway only)."""
+        with --profile (through the gateway only). With a `background`, a second
+        load generator (its own process, as another client's would be) makes
+        its requests alongside, and the phase's own go on until it is done,
+        whatever `requests` says (its figures are the result's "background")."""
         assert self.loadgen is not None
         if via == "gateway" and self.autovacuum_paused:
             vacuum()
         wait_for_calm()
+        behind = None
+        if background is not None:
+            behind = self.start_background(f"{name}/background", via, background, deadline_s)
         self.loadgen.send(
             {
                 "op": "phase",
@@ -188,7 +198,7 @@ class Bench:
                 "variants": [self.variant(via, ask, stream) for ask in asks],
                 "stream": stream,
                 "concurrency": concurrency,
-                "requests": requests,
+                "requests": 0 if background else requests,  # 0: until "stop"
                 "warmup": warmup,
                 "timeout_s": timeout_s,
                 "deadline_s": deadline_s,
@@ -196,19 +206,28 @@ class Bench:
             }
         )
         self.loadgen.wait("ready", deadline_s + 60)
+        if behind is not None:
+            behind.wait("ready", 60)
         self.check_workers()
         profile_dir: Path | None = self.args.profile if via == "gateway" and profile else None
-        result = self.measure(name, deadline_s + 60, settle_s, sample_pss, profile_dir)
+        result = self.measure(name, deadline_s + 60, settle_s, sample_pss, profile_dir, behind)
         self.check_workers()
-        log_phase(name, requests, result)
+        log_phase(name, result)
         self.results[name] = result
         return result
 
     def measure(
-        self, name: str, timeout: float, settle_s: float, sample_pss: bool, profile_dir: Path | None
+        self,
+        name: str,
+        timeout: float,
+        settle_s: float,
+        sample_pss: bool,
+        profile_dir: Path | None,
+        behind: LoadGen | None = None,
     ) -> dict:
         """From the load generator's "ready" to its "done": its result, with the CPU
-        of every process between the two (and the web workers' PSS)."""
+        of every process between the two (and the web workers' PSS). With a
+        background load generator (`behind`), the phase stops when it is done."""
         assert self.loadgen is not None
         profilers = []
         if profile_dir is not None:
@@ -216,10 +235,17 @@ class Bench:
             profilers = start_profilers(self.procs, name, self.workers, profile_dir, native)
         window = self.cpu_window(profilers)
         sampler = PssSampler(self.workers) if sample_pss else None
+        tick = sampler.sample if sampler else None
         window.start()
+        if behind is not None:
+            behind.send({"op": "go"})
         self.loadgen.send({"op": "go"})
         try:
-            done = self.loadgen.wait("done", timeout, tick=sampler.sample if sampler else None)
+            background = None
+            if behind is not None:
+                background = behind.wait("done", timeout, tick=tick)["result"]
+                self.loadgen.send({"op": "stop"})
+            done = self.loadgen.wait("done", timeout, tick=tick)
             # Usage records are written by a thread every 0.2 s: include that work.
             if settle_s:
                 time.sleep(settle_s)
@@ -229,9 +255,32 @@ class Bench:
                 stop_profilers(name, profilers, self.workers, profile_dir)
         result = done["result"]
         add_cpu(result, cpu)
+        if background is not None:
+            result["background"] = background
         if sampler:
             sampler.add_to(result)
         return result
+
+    def start_background(
+        self, name: str, via: str, background: Background, deadline_s: float
+    ) -> LoadGen:
+        """The background load generator, warmed up to its "ready" for `background`."""
+        if self.background_loadgen is None:
+            log_path = self.tmp / "loadgen-background.log"
+            self.background_loadgen = LoadGen(self.procs, log_path, cpus=self.harness_cpus)
+        self.background_loadgen.send(
+            {
+                "op": "phase",
+                "name": name,
+                "variants": [self.variant(via, ask, False) for ask in background.asks],
+                "stream": False,
+                "concurrency": background.concurrency,
+                "requests": background.requests,
+                "warmup": 0,
+                "deadline_s": deadline_s,
+            }
+        )
+        return self.background_loadgen
 
     def variant(self, via: str, ask: Ask, stream: bool) -> dict:
         """What the load generator sends for `ask`: to PureBridge, or the
@@ -240,7 +289,8 @@ class Bench:
         if via == "gateway":
             key = ask.key or ("limited" if self.args.limited_key else "plain")
             base = f"http://{HOST}:{self.gw_port}/v1"
-            return loadgen_variant(ask, base, ask.model, self.keys[key], ask.api, stream)
+            secret = "made-up" if key == RANDOM_KEY else self.keys[key]
+            return loadgen_variant(ask, base, ask.model, secret, ask.api, stream)
         # A chat-only upstream gets what PureBridge translates a Responses request into.
         api = ask.api if provider == RESPONSES_PROVIDER else "chat"
         base = f"http://{HOST}:{self.fake_port}/v1"
@@ -248,13 +298,14 @@ class Bench:
 
     def cpu_window(self, profilers: list[subprocess.Popen]) -> CpuWindow:
         assert self.fake is not None and self.gunicorn is not None and self.loadgen is not None
-        fake_pid, loadgen_pid, master = self.fake.pid, self.loadgen.proc.pid, self.gunicorn.pid
+        fake_pid, master = self.fake.pid, self.gunicorn.pid
+        loadgens = [gen.proc.pid for gen in (self.loadgen, self.background_loadgen) if gen]
         return CpuWindow(
             {
                 "gateway_workers": lambda: list(self.workers),
                 "gunicorn_master": lambda: [master],
                 "fake_upstream": lambda: [fake_pid],
-                "loadgen": lambda: [loadgen_pid],
+                "loadgen": lambda: loadgens,
                 "postgres_redis": service_pids,
                 "bench_runner": lambda: [os.getpid()],
                 "py_spy": lambda: [p.pid for p in profilers],
@@ -273,9 +324,10 @@ class Bench:
 
     def report(self) -> None:
         self.results["gateway_log"] = gateway_warnings(self.tmp / "gunicorn.log")
-        summary = report.summarise(self.results, phases.REPORT)
+        families = phases.reported(self.families)
+        summary = report.summarise(self.results, families)
         meta = self.meta()
-        report.print_report(summary, self.results, meta, phases.REPORT)
+        report.print_report(summary, self.results, meta, families)
         report.write_json(meta, summary, self.results)
 
     def meta(self) -> dict:
@@ -294,11 +346,13 @@ class Bench:
             },
             "upstreams": self.models,
             "counts": vars(self.counts),
+            "phases": [family.name for family in self.families],
         }
 
     def close(self) -> None:
-        if self.loadgen is not None:
-            self.loadgen.quit()
+        for loadgen in (self.loadgen, self.background_loadgen):
+            if loadgen is not None:
+                loadgen.quit()
         self.procs.stop_all()
         gunicorn_log = self.tmp / "gunicorn.log"
         errors = gateway_errors(gunicorn_log)

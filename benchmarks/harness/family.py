@@ -45,3 +45,5 @@ class Family:
     # API keys it sends with beyond seed.KEYS, by the name its Asks give.
     keys: dict[str, Key] = field(default_factory=dict)
     warmups: tuple[Warmup, ...] = ()
+    # Families whose results its summary reads: run with it under --phases.
+    requires: tuple[str, ...] = ()

@@ -73,8 +73,8 @@ class PssSampler:
         return best
 
 
-def log_phase(name: str, requests: int, result: dict) -> None:
-    cpu, lat = result["cpu"], result["latency_ms"]
+def log_phase(name: str, result: dict) -> None:
+    cpu, lat, requests = result["cpu"], result["latency_ms"], result["requests"]
     extra = ""
     if result.get("ttft_ms"):
         extra = f" ttft p50={fmt(result['ttft_ms']['p50'])}ms"
@@ -96,8 +96,17 @@ def log_phase(name: str, requests: int, result: dict) -> None:
                 f"p50={fmt(v['latency_ms']['p50'])}ms p99={fmt(v['latency_ms']['p99'])}ms"
                 + (f" ttft p50={fmt(ttft)}ms" if ttft is not None else "")
             )
-    if result["failures"]:
-        log(f"  failures: {result['failure_kinds']} {result['error_samples'][:2]}")
+    background = result.get("background")
+    if background:
+        log(
+            f"  background ok={background['ok']}/{background['requests']} "
+            f"fail={background['failures']} p50={fmt(background['latency_ms']['p50'])}ms "
+            f"p99={fmt(background['latency_ms']['p99'])}ms "
+            f"{fmt(background['throughput_rps'], 0)} req/s"
+        )
+    for part in (result, background or {}):
+        if part.get("failures"):
+            log(f"  failures: {part['failure_kinds']} {part['error_samples'][:2]}")
 
 
 def _split(per_pid: dict) -> str:

@@ -95,4 +95,11 @@ def rows(t: Table, s: dict) -> None:
         )
 
 
-FAMILY = Family(name="admission", run=run, summarise=summarise, targets=targets, rows=rows)
+FAMILY = Family(
+    name="admission",
+    run=run,
+    summarise=summarise,
+    targets=targets,
+    rows=rows,
+    requires=("nonstream",),
+)

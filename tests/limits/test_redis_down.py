@@ -41,6 +41,24 @@ def web(django_db_setup, own_redis, tmp_path_factory):
 
 
 @pytest.fixture
+def make_key(make_key, own_redis):
+    """Keys announced on the module's Redis too, as a console sharing the
+    workers' Redis announces them: this process announces its keys on the
+    suite's Redis, which these workers never hear (gateway/lookups.py)."""
+    from gateway.invalidation import CHANNEL
+    from gateway.lookups import announced_key, announced_seconds
+
+    def make(**fields):
+        key, secret = make_key(**fields)
+        client = own_redis.client()
+        client.set(announced_key(key.lookup), 1, ex=announced_seconds())
+        client.publish(CHANNEL, f"key:{key.lookup}")
+        return key, secret
+
+    return make
+
+
+@pytest.fixture
 def redis(own_redis, web, models):
     """The module's Redis, running and empty at the start of each test."""
     if not own_redis.ping():
