@@ -60,6 +60,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from gateway.db import run_db
+from gateway.worker import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +204,22 @@ class KnownLookups:
             return None
         from purebridge.redis import pipe
 
+        redis = pipe()
         try:
-            return bool(await pipe().execute("EXISTS", announced_key(lookup)))
+            announced, remembered = await asyncio.gather(
+                redis.execute("EXISTS", announced_key(lookup)),
+                redis.execute("EXISTS", self._mark()),
+            )
         except RedisError:
             self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
             return None
+        if not remembered:
+            # Redis lost what it held since this filter was read (a restart
+            # without persistence): announcements made before are gone too,
+            # so the filter is not trusted until it is built anew.
+            self.rebuild()
+            return None
+        return bool(announced)
 
     def add(self, lookup: str) -> None:
         """A key may answer to `lookup` from now on (from any thread)."""
@@ -220,10 +232,27 @@ class KnownLookups:
                 self._adds.append(lookup)
 
     def rebuild(self) -> None:
-        """Build anew from every key, soon (called on the event loop: the worker
-        has just subscribed to invalidations, and may have missed some)."""
+        """Build anew from every key, soon, and trust nothing meanwhile (called
+        on the event loop: the worker has just subscribed to invalidations, or
+        Redis lost its data, and messages may have been missed)."""
         self._rebuild, self._refresh_after = True, 0.0
+        self._trusted_until = 0.0
         self._refresh_soon()
+
+    def _mark(self) -> str:
+        """The Redis key this worker sets once its filter is read: gone, it
+        says Redis lost its data since (gateway/worker.py names the worker)."""
+        return f"pb:lookups:read:{worker_id()}"
+
+    async def _remember(self) -> None:
+        if not settings.REDIS_URL:
+            return
+        from purebridge.redis import pipe
+
+        try:
+            await pipe().execute("SET", self._mark(), "1", "EX", int(2 * REBUILD_SECONDS))
+        except RedisError:
+            log.warning("could not mark the key lookups as read in Redis", exc_info=True)
 
     @property
     def trusted(self) -> bool:
@@ -259,6 +288,7 @@ class KnownLookups:
                 log.warning("could not read the key lookups (%s); every lookup may exist", error)
                 self._refresh_after = time.monotonic() + RETRY_SECONDS
                 return
+            await self._remember()
             ttl = settings.PUREBRIDGE_CACHE_TTL
             self._trusted_until = started + ttl
             self._refresh_after = started + ttl / 2

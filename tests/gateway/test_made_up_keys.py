@@ -280,3 +280,24 @@ def test_with_ttl_zero_there_is_no_filter(settings):
     fresh = KnownLookups()
 
     assert may_exist(fresh, key_parse(made_up_key()).lookup)
+
+
+def test_a_key_whose_announcement_redis_lost_is_not_refused(http, make_model, make_key):
+    """Redis restarted empty after a key was made and before this worker's
+    filter had it: its announcement is gone with everything else, so the
+    worker finds its own mark gone too and lets the database decide until its
+    filter is built anew."""
+    from purebridge.redis import sync_client
+
+    make_model("test-model")
+    filter_in_use(http)
+    key, secret = make_key()
+    lookup = key_parse(secret).lookup
+    with known_lookups._lock:  # this worker never got the key's message
+        known_lookups._filter = BloomFilter.sized_for(1)
+    sync_client().flushall()  # and Redis lost its data
+
+    response = post_chat(http, secret, chat_body())
+
+    assert response.status_code == 200, response.text
+    assert wait_for(lambda: known_lookups.trusted and lookup in known_lookups._filter, timeout=10)
