@@ -58,15 +58,7 @@ def chat_messages(messages: object) -> None:
         where = f"messages[{i}]"
         if not isinstance(message, dict):
             raise InvalidRequest(f"{where} must be an object.", param=where)
-        role = message.get("role")
-        if role not in CHAT_ROLES:
-            raise InvalidRequest(
-                f"Invalid value for {where}.role: {_shown(role)}. Supported values are: "
-                + ", ".join(sorted(f"'{r}'" for r in CHAT_ROLES))
-                + ".",
-                param=f"{where}.role",
-            )
-        _content(message.get("content"), f"{where}.content")
+        _message(message, where, CHAT_ROLES)
         calls = message.get("tool_calls")
         if calls is not None and not (
             isinstance(calls, list) and all(isinstance(c, dict) for c in calls)
@@ -91,17 +83,22 @@ def responses_input(body: dict) -> None:
         if not isinstance(item, dict):
             raise InvalidRequest(f"{where} must be an object.", param=where)
         if "role" in item or item.get("type") == "message":
-            role = item.get("role")
-            if role not in INPUT_ROLES:
-                raise InvalidRequest(
-                    f"Invalid value for {where}.role: {_shown(role)}. Supported values are: "
-                    + ", ".join(sorted(f"'{r}'" for r in INPUT_ROLES))
-                    + ".",
-                    param=f"{where}.role",
-                )
-            _content(item.get("content"), f"{where}.content")
+            _message(item, where, INPUT_ROLES)
         elif not isinstance(item.get("type"), str):
             raise InvalidRequest(f"{where} must have a 'type' or a 'role'.", param=where)
+
+
+def _message(message: dict, where: str, roles: frozenset[str]) -> None:
+    """A message's role (one of `roles`) and content."""
+    role = message.get("role")
+    if role not in roles:
+        raise InvalidRequest(
+            f"Invalid value for {where}.role: {_shown(role)}. Supported values are: "
+            + ", ".join(sorted(f"'{r}'" for r in roles))
+            + ".",
+            param=f"{where}.role",
+        )
+    _content(message.get("content"), f"{where}.content")
 
 
 def _content(content: object, where: str) -> None:
