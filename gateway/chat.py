@@ -33,12 +33,12 @@ def authorize(catalogue: Catalogue, key: KeyInfo, model_id: str) -> ModelConfig:
     return model
 
 
-def _validate(body: dict) -> tuple[str, bool, bool]:
+def _validate(body: dict) -> tuple[str, bool, bool, int]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("You must provide a model parameter.", param="model")
     validate.chat_messages(body.get("messages"))
-    validate.choices(body)
+    choices = validate.choices(body)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
@@ -46,13 +46,13 @@ def _validate(body: dict) -> tuple[str, bool, bool]:
     if options is not None and not isinstance(options, dict):
         raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
     include_usage = bool(options and options.get("include_usage"))
-    return model, bool(stream), include_usage
+    return model, bool(stream), include_usage, choices
 
 
 async def chat_completions(req: Request, usage: Usage) -> None:
     key = usage.key = await authenticate(req.credentials())
     body = req.json()
-    model_id, stream, include_usage = _validate(body)
+    model_id, stream, include_usage, choices = _validate(body)
     usage.stream = stream
     model = usage.model = authorize(await get_catalogue(), key, model_id)
     validate.output_caps(body, model, CAPS)
@@ -62,7 +62,7 @@ async def chat_completions(req: Request, usage: Usage) -> None:
         usage,
         prompt=messages_text(body["messages"]),
         body=body,
-        choices=validate.choices(body),
+        choices=choices,
     )
     reply, first = await open_route(model, upstream_call(model, body, stream, usage), usage)
     usage.upstream_request_id = reply.request_id
