@@ -78,6 +78,10 @@ class Balance(models.Model):
     # disputes and expiries) is the limit its usage counter is held to.
     credited_usd = money(default=0)
     used_usd = money(default=0)
+    # A credit was ever posted (a purchase, a code, an operator's adjustment):
+    # with PUREBRIDGE_BILLING_MODE "unmetered", the gateway holds only such
+    # accounts to their balance.
+    ever_credited = models.BooleanField(default=False)
     # Set while a payment of the account is disputed (billing.stripe_reversals):
     # its API keys are refused until the dispute is closed.
     blocked_reason = models.CharField(max_length=200, blank=True)

@@ -190,7 +190,12 @@ def _block(account_id: int) -> None:
         .values_list("dispute_id", flat=True)
     )
     reason = f"Payment disputed ({', '.join(open_disputes)})"[:200] if open_disputes else ""
-    Balance.objects.filter(account_id=account_id).update(blocked_reason=reason)
+    balance = Balance.objects.filter(account_id=account_id).first()
+    if balance is not None and balance.blocked_reason != reason:
+        # A save of this one column: the gateway's workers hear of it
+        # (gateway/invalidation.py) while a concurrent ledger_post moves the others.
+        balance.blocked_reason = reason
+        balance.save(update_fields=["blocked_reason", "updated_at"])
 
 
 def _credited(purchase: Purchase) -> Purchase | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -10,19 +11,21 @@ from django.core.paginator import Page, Paginator
 from accounts.models import Account
 from billing.models import Balance, LedgerEntry, Plan
 from billing.reversals import account_blocked
+from usage.budgets import MICROS
 
 HISTORY_PAGE_SIZE = 25
 
 
 @dataclass(frozen=True, slots=True)
 class BalanceView:
-    """An account's balance as the console shows it. What the gateway has
-    reserved for requests in flight lives only in its Redis counters, so it
-    is not here: the figure is the books'."""
+    """An account's balance as the console shows it: the books' figure, and
+    beside it what the gateway holds for requests in flight (its counters'
+    reading, handed in: None when it cannot be read)."""
 
     amount_usd: Decimal
     blocked_reason: str
     low_balance_alert_usd: Decimal | None
+    reserved_usd: Decimal | None = None
 
     @property
     def owed(self) -> bool:
@@ -34,11 +37,20 @@ class BalanceView:
         return alert is not None and self.amount_usd < alert
 
 
-def balance_of(*, account: Account) -> BalanceView:
+def balance_of(
+    *, account: Account, reserved_in_flight: Callable[[int], int | None] | None = None
+) -> BalanceView:
+    """`reserved_in_flight`: the gateway's reader of what the account's
+    requests in flight hold (gateway.limits.reserved_in_flight, handed in by
+    the caller, as the billing app does not import the gateway)."""
+    micros = reserved_in_flight(account.pk) if reserved_in_flight else None
+    reserved = Decimal(micros) / MICROS if micros is not None else None
     row = Balance.objects.filter(account=account).first()
     if row is None:
-        return BalanceView(Decimal(0), "", None)
-    return BalanceView(row.amount_usd, account_blocked(account.pk), row.low_balance_alert_usd)
+        return BalanceView(Decimal(0), "", None, reserved)
+    return BalanceView(
+        row.amount_usd, account_blocked(account.pk), row.low_balance_alert_usd, reserved
+    )
 
 
 def plans_for_sale() -> list[Plan]:

@@ -63,11 +63,17 @@ def ledger_post(
                 return None  # posted before: once is all
             raise
         balance.amount_usd = after
+        # A usage debit saves only its side: a credit's save is what tells the
+        # gateway's workers the limit moved (gateway/invalidation.py).
         if kind == Kind.USAGE:
             balance.used_usd -= amount
+            balance.save(update_fields=["amount_usd", "used_usd", "updated_at"])
         else:
             balance.credited_usd += amount
-        balance.save(update_fields=["amount_usd", "credited_usd", "used_usd", "updated_at"])
+            balance.ever_credited = True
+            balance.save(
+                update_fields=["amount_usd", "credited_usd", "ever_credited", "updated_at"]
+            )
     return entry
 
 

@@ -22,6 +22,7 @@ from billing.selectors import balance_of, ledger_page, plans_for_sale
 from billing.services import low_balance_alert_set
 from console.htmx import HtmxHttpRequest
 from console.templatetags.pb import usd
+from gateway.limits import reserved_in_flight
 
 PARTIALS = {"balance": "billing/balance-panel.html", "history": "billing/ledger-history.html"}
 
@@ -30,7 +31,7 @@ PARTIALS = {"balance": "billing/balance-panel.html", "history": "billing/ledger-
 @require_GET
 def billing_page(request: HtmxHttpRequest) -> HttpResponse:
     account = current_account(request)
-    balance = balance_of(account=account)
+    balance = balance_of(account=account, reserved_in_flight=reserved_in_flight)
     partial = request.GET.get("partial", "")
     if partial == "balance":
         return render(request, PARTIALS[partial], {"balance": balance})

@@ -16,6 +16,7 @@ key invalidates both (and any lookup the change dropped).
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,9 +24,10 @@ from decimal import Decimal
 from django.conf import settings
 
 from gateway.db import database_down, run_db
-from gateway.errors import DatabaseUnavailable, InvalidApiKey, UnknownApiKey
+from gateway.errors import AccountOnHold, DatabaseUnavailable, InvalidApiKey, UnknownApiKey
 from gateway.lookups import known_lookups
 from keys.services import key_hash, key_parse
+from usage.budgets import MICROS
 
 NEGATIVE_TTL = 5.0
 # Past this many entries, unknown and expired ones are dropped when another
@@ -52,6 +54,10 @@ class KeyInfo:
     daily_budget_usd: Decimal | None
     monthly_budget_usd: Decimal | None
     timezone: str = "UTC"  # the account's: budget days and months are local
+    # What the account was credited (micros, rounded down), the limit its
+    # usage is held to; None: not held to a balance (PUREBRIDGE_BILLING_MODE).
+    credited_micros: int | None = None
+    blocked_reason: str = ""  # the account is on hold (a disputed payment)
 
 
 _cache: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -61,12 +67,13 @@ def _load(lookup: str) -> KeyInfo | None:
     from keys.models import ApiKey
 
     # Two indexed reads on a miss only; a current lookup wins over a previous one.
-    keys = ApiKey.objects.select_related("account")
+    keys = ApiKey.objects.select_related("account", "account__balance")
     k = keys.filter(lookup=lookup).first()
     if k is None:
         k = keys.filter(previous_lookup=lookup).first()
     if k is None:
         return None
+    balance = getattr(k.account, "balance", None)  # none: no entry posted yet
     return KeyInfo(
         id=k.id,
         account_id=k.account_id,
@@ -87,7 +94,20 @@ def _load(lookup: str) -> KeyInfo | None:
         daily_budget_usd=k.daily_budget_usd,
         monthly_budget_usd=k.monthly_budget_usd,
         timezone=k.account.timezone,
+        credited_micros=_credited_micros(balance),
+        blocked_reason=balance.blocked_reason if balance is not None else "",
     )
+
+
+def _credited_micros(balance) -> int | None:
+    """The limit the account's usage is held to, or None when it is not
+    metered: in "unmetered" mode, an account never credited."""
+    prepaid = settings.PUREBRIDGE_BILLING_MODE == "prepaid"
+    if balance is None:
+        return 0 if prepaid else None
+    if not prepaid and not balance.ever_credited:
+        return None
+    return math.floor(balance.credited_usd * MICROS)
 
 
 async def _key_info(lookup: str) -> KeyInfo | None:
@@ -139,6 +159,15 @@ def invalidate_key(lookup: str) -> None:
     known_lookups.add(lookup)
 
 
+def invalidate_account(account_id: int) -> None:
+    """The account's balance changed (a credit, a hold): its keys are read
+    again on their next request, or served as last read while the database
+    cannot be read."""
+    for lookup, (info, _) in list(_cache.items()):
+        if info is not None and info.account_id == account_id:
+            _cache[lookup] = (info, 0.0)
+
+
 def invalidate_all_keys() -> None:
     # Expired, not forgotten: while the database cannot be read, a key is
     # served as it was last read (invalidate_key drops one that changed).
@@ -169,4 +198,10 @@ async def authenticate(authorization: str | None) -> KeyInfo:
         raise InvalidApiKey("This API key has been disabled.")
     if info.expires_at is not None and info.expires_at <= time.time():
         raise InvalidApiKey("This API key has expired.")
+    if info.blocked_reason:
+        raise AccountOnHold(
+            f"This account is on hold: {info.blocked_reason}. "
+            f"See {settings.PUREBRIDGE_CONSOLE_URL}/billing/ or contact support.",
+            key=info,
+        )
     return info

@@ -61,6 +61,19 @@ class UnknownApiKey(InvalidApiKey):
     an InvalidApiKey, recorded every time."""
 
 
+class AccountOnHold(InvalidApiKey):
+    """The key is good but its account is on hold (a disputed payment:
+    billing/reversals.py): refused until the hold is lifted, and recorded as
+    the key's (`key`: its KeyInfo), in its account's request log."""
+
+    status = 403
+    code = "account_on_hold"
+
+    def __init__(self, message: str, *, key) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class ModelNotFound(InvalidRequest):
     status = 404
     code = "model_not_found"

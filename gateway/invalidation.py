@@ -24,7 +24,7 @@ CATALOGUE = "catalogue"
 
 
 def _apply(message: str) -> None:
-    from gateway.auth import invalidate_all_keys, invalidate_key
+    from gateway.auth import invalidate_account, invalidate_all_keys, invalidate_key
     from gateway.catalogue import invalidate_catalogue
 
     if message == CATALOGUE:
@@ -33,6 +33,8 @@ def _apply(message: str) -> None:
         invalidate_all_keys()
     elif message.startswith("key:"):
         invalidate_key(message[4:])
+    elif message.startswith("account:"):
+        invalidate_account(int(message[8:]))
     elif message.startswith("cool:"):
         from gateway.cooldown import cooldowns
 
@@ -83,12 +85,26 @@ def _account_changed(sender, instance, created=False, **kwargs) -> None:
         publish("keys")
 
 
+# A Balance saved with only these columns leaves its keys as they were read: a
+# usage debit (billing/services.py ledger_post) moves no limit.
+_BALANCE_UNREAD = frozenset({"amount_usd", "used_usd", "updated_at"})
+
+
+def _balance_changed(sender, instance, update_fields=None, **kwargs) -> None:
+    # Keys carry their account's credit (the limit admission holds it to) and
+    # hold: a top-up or a dispute reaches every worker within the second.
+    if update_fields is None or not set(update_fields) <= _BALANCE_UNREAD:
+        publish(f"account:{instance.account_id}")
+
+
 def connect_signals() -> None:
     from accounts.models import Account
+    from billing.models import Balance
     from gateway.models import CatalogModel, Provider, Route
     from keys.models import ApiKey
 
     post_save.connect(_account_changed, sender=Account, dispatch_uid="inv-account")
+    post_save.connect(_balance_changed, sender=Balance, dispatch_uid="inv-balance")
     for signal in (post_save, post_delete):
         signal.connect(_key_changed, sender=ApiKey, dispatch_uid=f"inv-key-{signal}")
         for model in (Provider, CatalogModel, Route):

@@ -139,7 +139,15 @@ def lost_entry(request_id: str, raw: bytes) -> UsageEntry:
         error_type="worker_lost",
         client_request_id=trace["client_request_id"],
         reservation=(
-            Reservation(**{**reservation, "windows": tuple(reservation["windows"])})
+            # A trace written before reservations named their account has
+            # the record's.
+            Reservation(
+                **{
+                    "account_id": trace["account_id"],
+                    **reservation,
+                    "windows": tuple(reservation["windows"]),
+                }
+            )
             if reservation
             else None
         ),

@@ -27,7 +27,7 @@ from gateway.limiter import Reservation, Verdict
 from gateway.lua import sums_key, window_key
 from gateway.worker import worker_id
 from purebridge.redis_pipe import Script
-from usage.budgets import Window
+from usage.budgets import Window, account_tag
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ RELEASE_RETRY_S = 5.0
 RELEASE_WAIT_S = 5.0  # a stopping worker waits this long for its returns
 # A lease's record outlives any reclaim (a backstop if none runs).
 LEASE_RECORD_TTL_MS = 24 * 3600_000
-LEASES = "pb:leases"  # every lease not returned yet, scored by its end
-# A worker's own leases not returned yet, scored by their end: if it is
-# killed, the journal's recovery reclaims them at once (gateway/journal.py).
+# A worker's own leases not returned yet ("<account>:<request id>"), scored
+# by their end: if it is killed, the journal's recovery reclaims them at once
+# (gateway/journal.py). Written beside the scripts, never by one.
 WORKER_LEASES = "pb:leases:"
 
 RELEASE = lua.source("release.lua")
@@ -54,9 +54,18 @@ RECLAIM = lua.source("reclaim.lua")
 RELEASE_SCRIPT = Script(RELEASE)
 
 
-def lease_record(request_id: str) -> str:
+def lease_record(account_id: int, request_id: str) -> str:
     """The record of the lease the request asked for."""
-    return f"pb:lease:{request_id}"
+    return f"{account_tag(account_id)}:lease:{request_id}"
+
+
+def leases_key(account_id: int) -> str:
+    """The account's leases not returned yet, scored by their end (per
+    account, as a script touches only its account's keys)."""
+    return f"{account_tag(account_id)}:leases"
+
+
+LEASES_MATCH = "pb:{a*}:leases"  # every account's, for reclaim_leases
 
 
 def lease_terms(key, windows: list[Window]) -> tuple:
@@ -68,6 +77,7 @@ def lease_terms(key, windows: list[Window]) -> tuple:
 class Lease:
     """Requests one worker reserved for a key, to admit itself until `until`."""
 
+    account_id: int
     request_id: str  # the request that asked for it
     member: str  # its window entry
     terms: tuple  # the key's limits it was granted under
@@ -85,6 +95,10 @@ class Lease:
     used_requests: int = 0
     used_tokens: int = 0
     used_micros: int = 0
+
+    def held_as(self) -> str:
+        """Its member of the worker's set (WORKER_LEASES)."""
+        return f"{self.account_id}:{self.request_id}"
 
     def draw(self, reservation: Reservation) -> bool:
         """Admit the request from this lease, if it fits what is left."""
@@ -213,6 +227,7 @@ class LeaseBook:
         its end by Redis's clock is not this worker's to know (the first reply
         may be long lost)."""
         lease = Lease(
+            account_id=reservation.account_id,
             request_id=reservation.request_id,
             member=f"L{reservation.request_id}|{granted}|{granted * reservation.tokens}",
             terms=terms,
@@ -270,7 +285,7 @@ class LeaseBook:
         self.held[key_id] = lease
         # Not waited for: it is written before any request it admits goes
         # upstream, and a failure only leaves the lease to reclaim_leases.
-        pipe().submit("ZADD", WORKER_LEASES + worker_id(), lease.ends_ms, lease.request_id)
+        pipe().submit("ZADD", WORKER_LEASES + worker_id(), lease.ends_ms, lease.held_as())
         asyncio.get_running_loop().call_at(lease.until, self._end, key_id, lease)
 
     def _end(self, key_id: int, lease: Lease) -> None:
@@ -293,7 +308,13 @@ class LeaseBook:
         as long as this worker runs (a lease it never returns is reclaimed)."""
         from purebridge.redis import pipe
 
-        keys = [window_key(key_id), sums_key(key_id), lease_record(lease.request_id), LEASES]
+        account = lease.account_id
+        keys = [
+            window_key(account, key_id),
+            sums_key(account, key_id),
+            lease_record(account, lease.request_id),
+            leases_key(account),
+        ]
         argv: list[str | int] = [
             lease.member,
             lease.ends_ms,
@@ -306,7 +327,7 @@ class LeaseBook:
         while True:
             try:
                 await pipe().evalsha(RELEASE_SCRIPT, [*keys, *lease.windows], argv)
-                pipe().submit("ZREM", WORKER_LEASES + worker_id(), lease.request_id)
+                pipe().submit("ZREM", WORKER_LEASES + worker_id(), lease.held_as())
                 return
             except Exception:
                 if not failed:
@@ -337,17 +358,19 @@ def reclaim_worker(client, worker: str) -> int:
     held = WORKER_LEASES + worker
     reclaimed = 0
     for raw in client.zrange(held, 0, -1):
-        _reclaim(client, script, raw.decode())
-        reclaimed += 1
+        account, _, request_id = raw.decode().partition(":")
+        if request_id:  # else held before leases were per account: left to expire
+            _reclaim(client, script, int(account), request_id)
+            reclaimed += 1
     client.delete(held)
     return reclaimed
 
 
-def _reclaim(client, script, request_id: str) -> None:
-    record = lease_record(request_id)
+def _reclaim(client, script, account_id: int, request_id: str) -> None:
+    record = lease_record(account_id, request_id)
     counters = client.hget(record, "w")
     windows = counters.decode().split(",") if counters else []
-    unused = script(keys=[LEASES, record, *windows], args=[request_id])
+    unused = script(keys=[leases_key(account_id), record, *windows], args=[request_id])
     if unused:
         log.warning("reclaimed a lease never returned: %s micros", unused)
 
@@ -362,8 +385,12 @@ def reclaim_leases(older_than_ms: int = RECLAIM_AFTER_MS) -> int:
     script = lua.sync_script(client, RECLAIM)
     before = lua.redis_now_ms(client) - older_than_ms
     reclaimed = 0
-    ended: list[bytes] = client.zrangebyscore(LEASES, "-inf", before)  # type: ignore[assignment]
-    for raw in ended:
-        _reclaim(client, script, raw.decode())
-        reclaimed += 1
+    # Each account's set (a scan: the beat task runs every few minutes, and
+    # Redis keeps the sets of accounts with no lease out for none).
+    for name in client.scan_iter(match=LEASES_MATCH, count=1000):
+        account = int(name.decode().removeprefix("pb:{a").partition("}")[0])
+        ended: list[bytes] = client.zrangebyscore(name, "-inf", before)  # type: ignore[assignment]
+        for raw in ended:
+            _reclaim(client, script, account, raw.decode())
+            reclaimed += 1
     return reclaimed

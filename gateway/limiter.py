@@ -18,6 +18,7 @@ WINDOW_MS = 60_000  # RPM and TPM: a sliding minute
 @dataclass(slots=True)
 class Reservation:
     key_id: int
+    account_id: int
     request_id: str
     backend: str  # "redis" or "local"
     admitted_ms: int
@@ -53,13 +54,20 @@ def actual(entry) -> tuple[int, int]:
     return entry.prompt_tokens + entry.completion_tokens, to_micros(entry.cost_usd)
 
 
-def spent_since(key_id: int, window: Window) -> int:
-    """A window's spend from the usage records (micros, rounded up)."""
+def spent_in(key, window: Window) -> int:
+    """A window's spend from the books (micros, rounded up): the key's usage
+    records, or for the balance what the account's usage debits add up to
+    (debited in the same transaction as the records are written)."""
     from django.db.models import Sum
 
     from usage.models import UsageRecord
 
-    records = UsageRecord.objects.filter(api_key_id=key_id)
+    if window.name == "balance":
+        from billing.models import Balance
+
+        used = Balance.objects.filter(account_id=key.account_id).values_list("used_usd", flat=True)
+        return to_micros(used[0]) if used else 0
+    records = UsageRecord.objects.filter(api_key_id=key.id)
     if window.start is not None:
         records = records.filter(created_at__gte=window.start)
     total = records.aggregate(total=Sum("cost_usd"))["total"]

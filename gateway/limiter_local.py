@@ -17,7 +17,7 @@ from collections import deque
 from django.conf import settings
 
 from gateway.db import run_db
-from gateway.limiter import WINDOW_MS, Reservation, Verdict, actual, spent_since
+from gateway.limiter import WINDOW_MS, Reservation, Verdict, actual, spent_in
 from usage import budgets
 from usage.budgets import Window
 
@@ -33,6 +33,7 @@ class LocalLimiter:
         self._tokens: dict[int, list[tuple[int, int]]] = {}
         self._token_sums: dict[int, int] = {}
         self._spend: dict[str, tuple[int, float | None]] = {}  # key -> (micros, expires at)
+        self._held: dict[str, int] = {}  # key -> micros reserved by requests in flight
 
     def clear(self) -> None:
         with self._lock:
@@ -40,13 +41,14 @@ class LocalLimiter:
             self._tokens.clear()
             self._token_sums.clear()
             self._spend.clear()
+            self._held.clear()
 
     async def admit(self, key, reservation: Reservation, windows: list[Window]) -> Verdict:
         verdict = self._admit(key, reservation, windows)
         if verdict.status != "missing":
             return verdict
         for window in windows:
-            spent = await run_db(spent_since, key.id, window)
+            spent = await run_db(spent_in, key, window)
             with self._lock:
                 if self._current(window.key) is None:
                     ttl = window.ttl(budgets.now())
@@ -99,9 +101,15 @@ class LocalLimiter:
             for window in windows:
                 micros, expires = self._spend[window.key]
                 self._spend[window.key] = (micros + reservation.cost_micros, expires)
+                self._held[window.key] = self._held.get(window.key, 0) + reservation.cost_micros
             return Verdict(
                 "ok", 0, len(requests), used, admitted_ms=now, rpm_limit=rpm, tpm_limit=tpm
             )
+
+    def held(self, name: str) -> int:
+        """Micros the counter `name` holds for requests in flight."""
+        with self._lock:
+            return self._held.get(name, 0)
 
     def current_rate(self, key_id: int) -> tuple[int, int]:
         since = int(time.time() * 1000) - WINDOW_MS
@@ -126,6 +134,8 @@ class LocalLimiter:
                         if self._current(name) is not None:
                             micros, expires = self._spend[name]
                             self._spend[name] = (micros + cost - r.cost_micros, expires)
+                        if name in self._held:
+                            self._held[name] -= r.cost_micros
 
 
 def _web_workers() -> int:

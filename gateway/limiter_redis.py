@@ -23,16 +23,16 @@ from gateway.leases import (
     LEASE_MS,
     LEASE_RECORD_TTL_MS,
     LEASE_SHARE,
-    LEASES,
     LeaseBook,
     lease_record,
     lease_terms,
+    leases_key,
 )
-from gateway.limiter import WINDOW_MS, Reservation, Verdict, actual, spent_since
+from gateway.limiter import WINDOW_MS, Reservation, Verdict, actual, spent_in
 from gateway.lua import sums_key, window_key
 from purebridge.redis_pipe import Script
 from usage import budgets
-from usage.budgets import Window
+from usage.budgets import Window, account_tag
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,14 @@ class RedisLimiter:
                 raise TakenForDown("Redis failed while this request waited for it")
 
         redis = pipe()
-        rid = reservation.request_id
+        rid, account = reservation.request_id, key.account_id
         keys = [
-            window_key(key.id),
-            sums_key(key.id),
+            window_key(account, key.id),
+            sums_key(account, key.id),
             *(w.key for w in windows),
-            f"pb:adm:{rid}",
-            lease_record(rid),
-            LEASES,
+            f"{account_tag(account)}:adm:{rid}",
+            lease_record(account, rid),
+            leases_key(account),
         ]
         argv = [
             key.rpm_limit or 0,
@@ -122,7 +122,7 @@ class RedisLimiter:
                 # A window not seen yet, or counters Redis lost: rebuild them all
                 # from the usage records, then decide again.
                 for window in windows:
-                    await rebuild(redis, key.id, window)
+                    await rebuild(redis, key, window)
                 raw = await redis.evalsha(ADMIT_SCRIPT, keys, argv)
             verdict = _verdict(raw)
             reservation.window_ms = verdict.admitted_ms
@@ -150,9 +150,9 @@ class RedisLimiter:
                 tokens, cost = actual(entry)
                 script(
                     keys=[
-                        window_key(r.key_id),
-                        sums_key(r.key_id),
-                        lease_record(r.lease or r.request_id),
+                        window_key(r.account_id, r.key_id),
+                        sums_key(r.account_id, r.key_id),
+                        lease_record(r.account_id, r.lease or r.request_id),
                         *r.windows,
                     ],
                     args=[
@@ -182,8 +182,8 @@ def _verdict(raw: list) -> Verdict:
     )
 
 
-async def rebuild(redis, key_id: int, window: Window) -> None:
-    spent = await run_db(spent_since, key_id, window)
+async def rebuild(redis, key, window: Window) -> None:
+    spent = await run_db(spent_in, key, window)
     # Only if still missing: another worker may have rebuilt it (and admitted
     # requests) meanwhile.
     ttl = window.ttl(budgets.now())  # the clock tests move
@@ -214,12 +214,13 @@ def mark_down() -> None:
 limiter = RedisLimiter()
 
 
-def current_rate(key_id: int) -> tuple[int, int]:
+def current_rate(account_id: int, key_id: int) -> tuple[int, int]:
     from purebridge.redis import sync_client
 
     client = sync_client()
     since = lua.redis_now_ms(client) - 60_000
-    members: list[bytes] = client.zrangebyscore(window_key(key_id), f"({since}", "+inf")  # type: ignore[assignment]
+    window = window_key(account_id, key_id)
+    members: list[bytes] = client.zrangebyscore(window, f"({since}", "+inf")  # type: ignore[assignment]
     counts = [member.rsplit(b"|", 2)[1:] for member in members]
     requests = sum(int(r) for r, _ in counts)
     tokens = sum(int(t) for _, t in counts)

@@ -36,7 +36,7 @@ from gateway import limiter_local, limiter_redis
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
 from gateway.limiter import WINDOW_MS, Reservation, Verdict
 from gateway.tokens import count_prompt, estimate_prompt_text
-from usage.budgets import MICROS, Window, budget_windows, now, to_micros
+from usage.budgets import MICROS, Window, balance_window, budget_windows, now, to_micros
 from usage.pricing import MILLION
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,24 @@ WINDOWS_CACHE_SIZE = 10_000
 
 
 def key_windows(key, at: datetime) -> list[Window]:
-    """budget_windows(), remembered per key until the first of its windows
-    resets (or its budgets or time zone change): the same for every request
-    of a day, and computing them is a good part of admission's own time."""
-    settings_now = (key.timezone, key.daily_budget_usd, key.monthly_budget_usd, key.quota_usd)
+    """budget_windows() and the account's balance, remembered per key until
+    the first of its windows resets (or its budgets, time zone or credit
+    change): the same for every request of a day, and computing them is a
+    good part of admission's own time."""
+    settings_now = (
+        key.timezone,
+        key.daily_budget_usd,
+        key.monthly_budget_usd,
+        key.quota_usd,
+        key.credited_micros,
+    )
     ts = at.timestamp()
     cached = _windows_cache.get(key.id)
     if cached is not None and cached[0] == settings_now and cached[1] <= ts < cached[2]:
         return cached[3]
     windows = budget_windows(key, at)
+    if key.credited_micros is not None:
+        windows.append(balance_window(key.account_id, key.credited_micros))
     starts = [w.start.timestamp() for w in windows if w.start is not None]
     resets = [w.resets_at.timestamp() for w in windows if w.resets_at is not None]
     if len(_windows_cache) >= WINDOWS_CACHE_SIZE:
@@ -151,6 +160,11 @@ def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dic
             headers={**headers, "retry-after": str(retry)},
         )
     window = windows[verdict.window_index]
+    # Which window refused, for a client to tell an account to top up from a
+    # key's budget to raise.
+    headers = {**headers, "x-purebridge-limit": window.name}
+    if window.name == "balance":
+        return _balance_refusal(window, verdict, ask, headers)
     when = (
         f"It resets at {window.resets_at.isoformat(timespec='minutes')}."
         if window.resets_at
@@ -174,6 +188,27 @@ def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dic
     )
 
 
+def _balance_refusal(window: Window, verdict: Verdict, ask: Ask, headers: dict):
+    """The account's balance cannot cover the request: how much is left (or
+    owed), and where to top up."""
+    left = window.limit_micros - verdict.spent_micros
+    billing = f"{settings.PUREBRIDGE_CONSOLE_URL}/billing/"
+    if left > 0:
+        return InsufficientQuota(
+            f"This request could cost up to {_money(ask.cost_micros)} (the prompt plus "
+            f"{ask.cap_text()}), more than the {_money(left)} left of this account's balance "
+            f"(requests in flight included). Top up at {billing}; a lower {ask.cap_param} "
+            f"may fit now.",
+            headers=headers,
+        )
+    state = f"owes {_money(-left)}" if left < 0 else f"has {_money(0)} left"
+    return InsufficientQuota(
+        f"This account's balance is used up: it {state}. "
+        f"Buy or redeem a plan at {billing} to go on.",
+        headers=headers,
+    )
+
+
 def has_limits(key) -> bool:
     return bool(
         key.rpm_limit
@@ -181,6 +216,7 @@ def has_limits(key) -> bool:
         or key.quota_usd is not None
         or key.daily_budget_usd is not None
         or key.monthly_budget_usd is not None
+        or key.credited_micros is not None
     )
 
 
@@ -218,6 +254,7 @@ async def admit(
     cost = to_micros((prompt_tokens * prompt_price + output * prices.output) / MILLION)
     reservation = Reservation(
         key_id=key.id,
+        account_id=key.account_id,
         request_id=usage.req.request_id,
         backend="",
         admitted_ms=0,
@@ -311,13 +348,30 @@ def settle(entries) -> None:
                 log.warning("settling %d reservations failed", len(mine), exc_info=True)
 
 
-def current_rate(key_id: int) -> tuple[int, int]:
+def reserved_in_flight(account_id: int) -> int | None:
+    """Micro-dollars the account's balance holds for its requests in flight
+    (for the console; None when Redis cannot say)."""
+    name = balance_window(account_id, 0).key
+    if not settings.REDIS_URL:
+        return limiter_local.limiter.held(name)
+    if not limiter_redis.usable():
+        return None
+    try:
+        from purebridge.redis import sync_client
+
+        return max(int(sync_client().hget(name, "held") or 0), 0)  # type: ignore[arg-type]
+    except Exception:
+        log.warning("could not read the balance counter from Redis", exc_info=True)
+        return None
+
+
+def current_rate(api_key) -> tuple[int, int]:
     """Requests and tokens the key has used in the last minute (for the
     console; read-only, so it may lag a request in flight)."""
     if settings.REDIS_URL and limiter_redis.usable():
         try:
-            return limiter_redis.current_rate(key_id)
+            return limiter_redis.current_rate(api_key.account_id, api_key.id)
         except Exception:
             log.warning("could not read rate windows from Redis", exc_info=True)
             return 0, 0
-    return limiter_local.limiter.current_rate(key_id)
+    return limiter_local.limiter.current_rate(api_key.id)

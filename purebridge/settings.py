@@ -382,6 +382,18 @@ PUREBRIDGE_JOURNAL_TTL = env_float("PUREBRIDGE_JOURNAL_TTL", 30.0, minimum=1.0)
 # The most choices (`n`) one request may ask for: each is reserved against budgets.
 PUREBRIDGE_MAX_CHOICES = env_int("PUREBRIDGE_MAX_CHOICES", 128, minimum=1, maximum=128)
 
+# Who the gateway holds to a balance (billing, gateway/limits.py):
+# "prepaid": every account; one never credited has nothing to spend and is
+#   refused with 429 insufficient_quota until it buys or redeems a plan.
+# "unmetered": accounts credited at least once (a plan bought or redeemed, an
+#   adjustment) are held to their balance; the others are served without one
+#   (a self-hosted team gateway). Usage is debited in the books either way.
+PUREBRIDGE_BILLING_MODE = env_str("PUREBRIDGE_BILLING_MODE", "prepaid").lower()
+if PUREBRIDGE_BILLING_MODE not in ("prepaid", "unmetered"):
+    raise ImproperlyConfigured(
+        f"PUREBRIDGE_BILLING_MODE={PUREBRIDGE_BILLING_MODE!r}: use prepaid or unmetered"
+    )
+
 # Plans bought with Stripe Checkout (billing/stripe_api.py). Both secrets, or
 # neither (then "Buy" answers that card payments are not set up, and the
 # webhook refuses with 503). STRIPE_API_BASE is for the tests' fake Stripe.

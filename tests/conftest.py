@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -21,12 +22,18 @@ from django.test import override_settings
 
 from tests.fake_upstream import FakeUpstream
 
+# Accounts the tests make are never credited: served unmetered, as a
+# self-hosted gateway's are, unless a test turns prepaid billing on. (Servers
+# the tests start in their own processes read it from here.)
+os.environ.setdefault("PUREBRIDGE_BILLING_MODE", "unmetered")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _quick_usage_writer() -> Iterator[None]:
     """Batch usage records for 20 ms instead of 200 (each test waits for the writer),
     and hash test passwords cheaply."""
     with override_settings(
+        PUREBRIDGE_BILLING_MODE=os.environ["PUREBRIDGE_BILLING_MODE"],
         PUREBRIDGE_USAGE_FLUSH_SECONDS=0.02,
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     ):

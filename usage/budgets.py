@@ -28,7 +28,7 @@ def now() -> datetime:
 class Window:
     """One budget window of one key."""
 
-    name: str  # "daily", "monthly", "total"
+    name: str  # "daily", "monthly", "total", "balance" (the account's)
     key: str  # the counter's name
     limit_micros: int
     start: datetime | None  # None: since the key was made
@@ -46,6 +46,20 @@ def to_micros(usd: Decimal) -> int:
     return math.ceil(usd * MICROS)
 
 
+def account_tag(account_id: int) -> str:
+    """The prefix of every Redis key admission touches for the account: its
+    hash tag puts them in one Redis Cluster slot, so one script may touch a
+    key's windows and its account's balance together."""
+    return f"pb:{{a{account_id}}}"
+
+
+def balance_window(account_id: int, credited_micros: int) -> Window:
+    """The account's balance as one more window: what was credited is the
+    limit its usage (spent, reserved in flight) is held to. It never resets;
+    a top-up raises the limit."""
+    return Window("balance", f"{account_tag(account_id)}:balance", credited_micros, None, None)
+
+
 def budget_windows(key, at: datetime) -> list[Window]:
     tz = ZoneInfo(key.timezone)
     local = at.astimezone(tz)
@@ -56,7 +70,7 @@ def budget_windows(key, at: datetime) -> list[Window]:
         windows.append(
             Window(
                 "daily",
-                f"pb:spend:{key.id}:d:{local:%Y%m%d}",
+                f"{account_tag(key.account_id)}:spend:{key.id}:d:{local:%Y%m%d}",
                 to_micros(key.daily_budget_usd),
                 start,
                 resets,
@@ -70,7 +84,7 @@ def budget_windows(key, at: datetime) -> list[Window]:
         windows.append(
             Window(
                 "monthly",
-                f"pb:spend:{key.id}:m:{local:%Y%m}",
+                f"{account_tag(key.account_id)}:spend:{key.id}:m:{local:%Y%m}",
                 to_micros(key.monthly_budget_usd),
                 start,
                 resets,
@@ -78,6 +92,12 @@ def budget_windows(key, at: datetime) -> list[Window]:
         )
     if key.quota_usd is not None:
         windows.append(
-            Window("total", f"pb:spend:{key.id}:total", to_micros(key.quota_usd), None, None)
+            Window(
+                "total",
+                f"{account_tag(key.account_id)}:spend:{key.id}:total",
+                to_micros(key.quota_usd),
+                None,
+                None,
+            )
         )
     return windows

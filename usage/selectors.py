@@ -128,7 +128,7 @@ class Meter:
 def key_meters(
     *,
     api_key: ApiKey,
-    current_rate: Callable[[int], tuple[int, int]],
+    current_rate: Callable[[ApiKey], tuple[int, int]],
     now: datetime | None = None,
 ) -> list[Meter]:
     """Live usage against each limit of the key: budgets from the usage
@@ -149,7 +149,7 @@ def key_meters(
         for w in budget_windows(api_key, now or budgets.now())
     ]
     if api_key.rpm_limit or api_key.tpm_limit:
-        requests, tokens = current_rate(api_key.pk)
+        requests, tokens = current_rate(api_key)
         if api_key.rpm_limit:
             meters.append(Meter("Requests, last minute", requests, api_key.rpm_limit, money=False))
         if api_key.tpm_limit:

@@ -18,6 +18,11 @@ Python runs them with `purebridge.redis_pipe.Script` on the request path and
 settle.lua and release.lua all write, are here too, for the limiter and the
 leases alike (a lease's own keys are in gateway/leases.py).
 
+Every key one script call touches starts with its account's hash tag
+(usage.budgets.account_tag: `pb:{a<account>}:`): a Redis Cluster keeps them
+in one slot, so the scripts run there unchanged. No script touches a global
+key.
+
 The files ship with the source tree, as the templates do: PureBridge runs from
 its checkout and is not installed as a package (pyproject.toml has no
 packages). A missing file fails the import, at a worker's start.
@@ -28,6 +33,8 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+
+from usage.budgets import account_tag
 
 DIR = Path(__file__).resolve().parent
 _INCLUDE = re.compile(r"^--include (\S+)\n", re.MULTILINE)
@@ -52,11 +59,11 @@ def redis_now_ms(client) -> int:
     return seconds * 1000 + micros // 1000
 
 
-def window_key(key_id: int) -> str:
+def window_key(account_id: int, key_id: int) -> str:
     """The key's one-minute window: a sorted set of its admissions."""
-    return f"pb:rl:{key_id}:window"
+    return f"{account_tag(account_id)}:rl:{key_id}:window"
 
 
-def sums_key(key_id: int) -> str:
+def sums_key(account_id: int, key_id: int) -> str:
     """The requests (`r`) and tokens (`t`) its window holds."""
-    return f"pb:rl:{key_id}:sums"
+    return f"{account_tag(account_id)}:rl:{key_id}:sums"

@@ -3,7 +3,8 @@
 --
 -- KEYS: the key's window (a sorted set), its sums (a hash: requests `r`,
 --       tokens `t`), one counter per budget window, then the request's
---       admission marker, its lease's record and LEASES.
+--       admission marker, its lease's record and the account's leases
+--       (every key named with the account's hash tag).
 -- ARGV: rpm, tpm, tokens, request id, cost (micros), number of windows, retry
 --       (1: this request asked before), lease asked (requests, 0: none), then
 --       each window's limit (micros).
@@ -101,7 +102,10 @@ if windowed then
 else
   redis.call('SET', marker, now, 'PX', window)
 end
-for i = 1, nwin do redis.call('HINCRBY', KEYS[2 + i], 'spent', cost * (1 + lease)) end
+for i = 1, nwin do
+  redis.call('HINCRBY', KEYS[2 + i], 'spent', cost * (1 + lease))
+  redis.call('HINCRBY', KEYS[2 + i], 'held', cost * (1 + lease))
+end
 if lease > 0 then
   redis.call('HSET', record, 'g', now, 'm', cost * lease, 's', 0,
              'w', table.concat(KEYS, ',', 3, 2 + nwin))

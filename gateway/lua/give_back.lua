@@ -7,6 +7,7 @@ local function give_back(first, granted, micros)
     local rebuilt = redis.call('HGET', KEYS[i], 'rebuilt')
     if rebuilt and tonumber(rebuilt) <= granted then
       redis.call('HINCRBY', KEYS[i], 'spent', 0 - micros)
+      redis.call('HINCRBY', KEYS[i], 'held', 0 - micros)
     end
   end
 end

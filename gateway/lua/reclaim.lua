@@ -2,7 +2,7 @@
 -- requests did not settle goes back to the budget counters (gateway/leases.py
 -- reclaim_leases). Its window entry left the window long ago.
 --
--- KEYS: LEASES, the lease's record, then its budget windows.
+-- KEYS: the account's leases, the lease's record, then its budget windows.
 -- ARGV: the request id that asked for it.
 --
 -- Its record stays, marked reclaimed (`x`), until it expires: a request of

@@ -1,7 +1,7 @@
 -- Return a lease: what its worker did not use goes back (gateway/leases.py).
 --
--- KEYS: the key's window, its sums, the lease's record, LEASES, then the
---       budget windows.
+-- KEYS: the key's window, its sums, the lease's record, the account's
+--       leases, then the budget windows.
 -- ARGV: the lease's window entry, its score, its requests and tokens used,
 --       the request id that asked for it, its micros not used.
 --

@@ -12,11 +12,13 @@
 -- lease's), with the same score: it leaves the window with it. One whose
 -- entry has left the window already (or the window itself) is dropped: the
 -- tokens left with the entry.
--- A budget counter is a hash: `spent`, and `rebuilt`, when it was (re)built from
--- the usage records. Built before the request was admitted, it holds the
--- reservation: add the correction. Built after, while the request was in
--- flight, it holds neither the reservation nor (the record was not written yet)
--- the real cost: add the real cost. A counter that is gone is skipped: it will
+-- A budget counter is a hash: `spent` (settled costs and reservations in
+-- flight), `held` (the reservations alone, for the billing page), and
+-- `rebuilt`, when it was (re)built from the usage records. Built before the
+-- request was admitted, it holds the reservation: add the correction and
+-- release the hold. Built after, while the request was in flight, it holds
+-- neither the reservation nor (the record was not written yet) the real
+-- cost: add the real cost. A counter that is gone is skipped: it will
 -- be rebuilt from the records, this one included. A request a lease admitted
 -- also counts on the lease's record, should the lease have to be reclaimed; a
 -- lease reclaimed already took the request's reservation back: add the real
@@ -43,6 +45,7 @@ if reserved > 0 then
     if rebuilt then
       if tonumber(rebuilt) <= admitted and not reclaimed then
         redis.call('HINCRBY', KEYS[i], 'spent', cost - reserved)
+        redis.call('HINCRBY', KEYS[i], 'held', 0 - reserved)
       else
         redis.call('HINCRBY', KEYS[i], 'spent', cost)
       end

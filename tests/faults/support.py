@@ -225,7 +225,7 @@ secrets = []
 for limits in spec["keys"]:
     limits = {k: Decimal(v) if k.endswith("_usd") else v for k, v in limits.items()}
     key, secret = key_create(account=user.account, name="fault", **limits)
-    secrets.append({"id": key.id, "secret": secret})
+    secrets.append({"id": key.id, "account_id": key.account_id, "secret": secret})
 print("SEED" + json.dumps(secrets))
 """
 
@@ -233,6 +233,7 @@ print("SEED" + json.dumps(secrets))
 @dataclass
 class Key:
     id: int
+    account_id: int
     secret: str
 
 
@@ -245,7 +246,7 @@ def seed(postgres: Postgres, redis_url: str, base_url: str, keys: list[dict]) ->
     }
     out = postgres.manage(redis_url, "shell", "-c", SEED, stdin=json.dumps(spec))
     made = json.loads(out.rsplit("SEED", 1)[1])
-    return [Key(k["id"], k["secret"]) for k in made]
+    return [Key(k["id"], k["account_id"], k["secret"]) for k in made]
 
 
 @dataclass

@@ -97,7 +97,9 @@ def test_warm_keys_are_served_through_the_outage_and_each_request_recorded_once_
         "WHERE api_key_id = %s",
         budget.id,
     )[0][0]
-    counter = f"pb:spend:{budget.id}:d:{time.strftime('%Y%m%d', time.gmtime())}"
+    counter = (
+        f"pb:{{a{budget.account_id}}}:spend:{budget.id}:d:{time.strftime('%Y%m%d', time.gmtime())}"
+    )
     assert wait_for(lambda: int(own_redis.client().hget(counter, "spent") or -1) == spent, 10)
 
 

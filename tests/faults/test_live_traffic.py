@@ -162,5 +162,7 @@ def test_faults_one_after_another_under_traffic(web, keys, postgres, own_redis):
         "WHERE api_key_id = %s",
         budget.id,
     )[0][0]
-    counter = f"pb:spend:{budget.id}:d:{time.strftime('%Y%m%d', time.gmtime())}"
+    counter = (
+        f"pb:{{a{budget.account_id}}}:spend:{budget.id}:d:{time.strftime('%Y%m%d', time.gmtime())}"
+    )
     assert wait_for(lambda: int(own_redis.client().hget(counter, "spent") or -1) == spent, 10)

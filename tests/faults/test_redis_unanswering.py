@@ -151,5 +151,5 @@ def test_when_redis_answers_again_budgets_are_admitted_and_whole(
         key.id,
     )[0][0]
     assert spent > 0
-    counter = f"pb:spend:{key.id}:d:{time.strftime('%Y%m%d', time.gmtime())}"
+    counter = f"pb:{{a{key.account_id}}}:spend:{key.id}:d:{time.strftime('%Y%m%d', time.gmtime())}"
     assert wait_for(lambda: int(own_redis.client().hget(counter, "spent") or -1) == spent, 10)

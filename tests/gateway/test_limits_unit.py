@@ -25,6 +25,8 @@ class Key:
     quota_usd: Decimal | None = None
     daily_budget_usd: Decimal | None = None
     monthly_budget_usd: Decimal | None = None
+    account_id: int = 3
+    credited_micros: int | None = None
 
 
 @dataclass
@@ -37,7 +39,14 @@ class Entry:
 
 def reserve(limiter, key, tokens=0, cost=0, windows=(), request_id="r"):
     reservation = Reservation(
-        key.id, request_id, limiter.name, 0, tokens, cost, tuple(w.key for w in windows)
+        key.id,
+        key.account_id,
+        request_id,
+        limiter.name,
+        0,
+        tokens,
+        cost,
+        tuple(w.key for w in windows),
     )
     verdict = asyncio.run(limiter.admit(key, reservation, list(windows)))
     reservation.admitted_ms = verdict.admitted_ms
@@ -50,10 +59,10 @@ def test_budget_windows_follow_the_account_calendar():
 
     daily, monthly = budget_windows(key, at)
 
-    assert daily.key == "pb:spend:7:d:20261201"
+    assert daily.key == "pb:{a3}:spend:7:d:20261201"
     assert daily.start.isoformat() == "2026-12-01T00:00:00+09:00"
     assert daily.resets_at.isoformat() == "2026-12-02T00:00:00+09:00"
-    assert monthly.key == "pb:spend:7:m:202612"
+    assert monthly.key == "pb:{a3}:spend:7:m:202612"
     assert monthly.resets_at.isoformat() == "2027-01-01T00:00:00+09:00"
     assert daily.limit_micros == 1_000_000
 
@@ -66,10 +75,10 @@ def test_remembered_windows_last_until_the_first_reset_or_a_budget_change():
     assert key_windows(key, datetime(2026, 11, 30, 14, 59, tzinfo=UTC)) is first
     # Tokyo's midnight: a new daily window.
     (after,) = key_windows(key, datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
-    assert after.key == "pb:spend:8:d:20261201"
+    assert after.key == "pb:{a3}:spend:8:d:20261201"
     # The clock moved back (tests do): computed again, not taken from the cache.
     (back,) = key_windows(key, evening)
-    assert back.key == "pb:spend:8:d:20261130"
+    assert back.key == "pb:{a3}:spend:8:d:20261130"
     # The budget changed: computed again.
     key.daily_budget_usd = Decimal(2)
     (raised,) = key_windows(key, evening)

@@ -73,9 +73,9 @@ def spend_counter(redis_client, key, window: str, at: datetime | None = None) ->
     """A budget counter (micro-dollars): window "d" or "m", named after the date
     in the account's time zone."""
     local = (at or datetime.now(UTC)).astimezone(ZoneInfo(key.account.timezone))
-    name = f"pb:spend:{key.id}:d:{local:%Y%m%d}"
+    name = f"pb:{{a{key.account_id}}}:spend:{key.id}:d:{local:%Y%m%d}"
     if window == "m":
-        name = f"pb:spend:{key.id}:m:{local:%Y%m}"
+        name = f"pb:{{a{key.account_id}}}:spend:{key.id}:m:{local:%Y%m}"
     value = redis_client.hget(name, "spent")
     return int(value) if value is not None else None
 
@@ -355,7 +355,9 @@ def key_info(make_key, redis_client, **limits):
 
     def reservation(n: int, tokens: int = 100, cost: int = 1_000) -> Reservation:
         counters = tuple(w.key for w in windows)
-        return Reservation(info.id, f"pb-{key.id}-{n}", "redis", 0, tokens, cost, counters)
+        return Reservation(
+            info.id, info.account_id, f"pb-{key.id}-{n}", "redis", 0, tokens, cost, counters
+        )
 
     return key, info, windows, reservation
 
@@ -399,5 +401,5 @@ def window_sums(redis_client, key) -> tuple[int, int]:
     """The requests and tokens the key's RPM/TPM window holds."""
     from gateway.lua import sums_key
 
-    sums = redis_client.hgetall(sums_key(key.id))
+    sums = redis_client.hgetall(sums_key(key.account_id, key.id))
     return int(sums.get(b"r", 0)), int(sums.get(b"t", 0))

@@ -86,5 +86,5 @@ def test_an_admission_asked_again_is_answered_without_reserving_twice(
     assert first.status == again.status == "ok"
     assert again.admitted_ms == first.admitted_ms
     assert spend_counter(redis_client, key, "d") == 12_345  # one reservation, not two
-    assert redis_client.zcard(window_key(key.id)) == (1 if rates else 0)
-    assert int(redis_client.hget(sums_key(key.id), "t") or 0) == tokens
+    assert redis_client.zcard(window_key(key.account_id, key.id)) == (1 if rates else 0)
+    assert int(redis_client.hget(sums_key(key.account_id, key.id), "t") or 0) == tokens

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.leases import LEASES
+from gateway.leases import leases_key
 from gateway.lua import redis_now_ms, window_key
 from tests.helpers import wait_for
 from tests.limits.support import (
@@ -66,7 +66,7 @@ def test_a_busy_key_is_admitted_from_leases_and_counted_exactly(
         assert [v.tokens for v in verdicts] == [100 * n for n in range(1, 301)]
     assert window_sums(redis_client, key) == (300, 300 * 100)
     assert spend_counter(redis_client, key, "d") == 300 * 1_000
-    members = redis_client.zrange(window_key(key.id), 0, -1)
+    members = redis_client.zrange(window_key(key.account_id, key.id), 0, -1)
     assert not [m for m in members if m.startswith(b"L") and b":used" not in m]  # all returned
 
     limiter.settle([settled(key, r, 60, 10, "0.000700") for r in reservations])
@@ -148,7 +148,7 @@ def test_a_lease_found_again_after_a_lost_reply_is_returned_whole(
         first = await _decide(info, reservation(0), windows)  # a key not seen yet: no lease
         again = await _decide(info, second, windows)  # asks for one: its reply is lost
         await asyncio.sleep(0.1)
-        returned = not redis_client.exists(lease_record(second.request_id))
+        returned = not redis_client.exists(lease_record(key.account_id, second.request_id))
         await limiter.leases.release_all()
         return first, again, returned
 
@@ -162,8 +162,8 @@ def test_a_lease_found_again_after_a_lost_reply_is_returned_whole(
     # Two requests, and the lease reserved once and returned whole.
     assert window_sums(redis_client, key) == (2, 200)
     assert spend_counter(redis_client, key, "d") == 2 * 1_000
-    assert not redis_client.exists(lease_record(second.request_id))
-    assert redis_client.zscore(LEASES, second.request_id) is None
+    assert not redis_client.exists(lease_record(key.account_id, second.request_id))
+    assert redis_client.zscore(leases_key(key.account_id), second.request_id) is None
 
 
 def test_a_key_near_its_limit_is_not_leased(make_key, redis_client):
@@ -180,7 +180,11 @@ def test_a_key_near_its_limit_is_not_leased(make_key, redis_client):
 
     assert [v.requests for v in verdicts] == list(range(1, 21))
     assert evalsha_calls(redis_client) - before == 20
-    assert not [m for m in redis_client.zrange(window_key(key.id), 0, -1) if m.startswith(b"L")]
+    assert not [
+        m
+        for m in redis_client.zrange(window_key(key.account_id, key.id), 0, -1)
+        if m.startswith(b"L")
+    ]
 
 
 @pytest.fixture
@@ -211,7 +215,7 @@ def test_two_gunicorn_workers_lease_and_return_everything_on_stopping(
     assert recorded_micros(key) == 400 * FLAT_COST
     assert spend_counter(redis_client, key, "d") == 400 * FLAT_COST
     assert window_sums(redis_client, key) == (400, 400 * (PROMPT + 3))
-    members = redis_client.zrange(window_key(key.id), 0, -1)
+    members = redis_client.zrange(window_key(key.account_id, key.id), 0, -1)
     assert any(m.startswith(b"L") for m in members)  # the workers did lease
     assert not [m for m in members if m.startswith(b"L") and b":used" not in m]
 
@@ -227,9 +231,11 @@ def test_leases_end_after_a_second_and_return_what_they_did_not_use(
     assert wait_for(lambda: len(records_of(key)) == 100, timeout=10)
     assert wait_for(lambda: window_sums(redis_client, key)[0] == 100, timeout=5)
     assert wait_for(lambda: spend_counter(redis_client, key, "d") == 100 * FLAT_COST, timeout=5)
-    members = redis_client.zrange(window_key(key.id), 0, -1)
+    members = redis_client.zrange(window_key(key.account_id, key.id), 0, -1)
     assert any(m.startswith(b"L") for m in members)  # the workers did lease
-    assert redis_client.zcard(LEASES) == 0  # and returned every lease, the server still up
+    assert (
+        redis_client.zcard(leases_key(key.account_id)) == 0
+    )  # and returned every lease, the server still up
 
 
 def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis_client):
@@ -258,7 +264,7 @@ def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis
 
     asyncio.run(run())
     assert sum(1 for r in reservations if r.lease) >= 30
-    assert redis_client.zcard(LEASES) >= 1
+    assert redis_client.zcard(leases_key(key.account_id)) >= 1
     entries = [settled(key, r, 60, 10, "0.000700") for r in reservations]
     worker.settle(entries[::2])
     assert spend_counter(redis_client, key, "d") > 40 * 700  # the leases' unused part
@@ -269,7 +275,7 @@ def test_a_killed_workers_lease_is_reclaimed_to_the_micro_dollar(make_key, redis
     worker.settle(entries[1::2])
 
     assert spend_counter(redis_client, key, "d") == 40 * 700
-    assert redis_client.zcard(LEASES) == 0
+    assert redis_client.zcard(leases_key(key.account_id)) == 0
     assert reclaim_leases(older_than_ms=0) == 0
     # It was only cut off from Redis: its return comes late.
     asyncio.run(worker.leases.release_all())
@@ -294,7 +300,7 @@ def test_a_counter_rebuilt_after_a_lease_was_granted_gets_nothing_back(make_key,
 
     asyncio.run(admit(returned, 0))
     asyncio.run(admit(reclaimed, 10))
-    assert redis_client.zcard(LEASES) == 2
+    assert redis_client.zcard(leases_key(key.account_id)) == 2
     # Rebuilt (Redis lost it): the records say $0.005 so far.
     rebuilt_at = redis_now_ms(redis_client) + 1
     redis_client.hset(daily.key, mapping={"spent": 5_000, "rebuilt": rebuilt_at})

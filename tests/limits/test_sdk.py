@@ -56,8 +56,10 @@ def test_sdk_waits_out_retry_after_on_an_rpm_limit_and_then_succeeds(
     window the admission script keeps): the next one is refused with a
     Retry-After of about 2 s, which the SDK waits out before trying again."""
     key, secret = make_key(rpm_limit=1)
-    redis_client.zadd(window_key(key.id), {"earlier|1|0": redis_now_ms(redis_client) - 58_000})
-    redis_client.hset(sums_key(key.id), mapping={"r": 1, "t": 0})
+    redis_client.zadd(
+        window_key(key.account_id, key.id), {"earlier|1|0": redis_now_ms(redis_client) - 58_000}
+    )
+    redis_client.hset(sums_key(key.account_id, key.id), mapping={"r": 1, "t": 0})
 
     answer = sdk(secret).chat.completions.create(model="flat", messages=USER_HI, max_tokens=5)
 
@@ -69,5 +71,5 @@ def test_sdk_waits_out_retry_after_on_an_rpm_limit_and_then_succeeds(
     assert fake_upstream.stats["hits"] == 1
     # Admitted by Redis (not the fallback of a Redis taken for down): the
     # earlier entry left the window, the new one is in it.
-    assert redis_client.zrange(window_key(key.id), 0, -1) != [b"earlier|1|0"]
-    assert redis_client.hget(sums_key(key.id), "r") == b"1"
+    assert redis_client.zrange(window_key(key.account_id, key.id), 0, -1) != [b"earlier|1|0"]
+    assert redis_client.hget(sums_key(key.account_id, key.id), "r") == b"1"

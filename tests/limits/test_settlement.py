@@ -64,7 +64,10 @@ def test_settling_corrects_the_window_to_the_tokens_used(
     usage_records()
 
     used = (500 + 3) + (PROMPT + 3)
-    assert redis_client.hgetall(sums_key(key.id)) == {b"r": b"2", b"t": str(used).encode()}
+    assert redis_client.hgetall(sums_key(key.account_id, key.id)) == {
+        b"r": b"2",
+        b"t": str(used).encode(),
+    }
     third = post_chat(http, secret, chat("flat", max_tokens=5))
     assert third.headers["x-ratelimit-remaining-requests"] == str(100 - 3)
     assert third.headers["x-ratelimit-remaining-tokens"] == str(100_000 - used - (PROMPT + 5))

@@ -34,10 +34,13 @@ def test_what_leaves_the_window_leaves_its_sums(make_key, redis_client, limits, 
     for member in gone:
         # "new" entries are recent, the others a minute and a second old.
         redis_client.zadd(
-            window_key(key.id), {member: now - (1_000 if "new" in member else 61_000)}
+            window_key(key.account_id, key.id),
+            {member: now - (1_000 if "new" in member else 61_000)},
         )
     requests = sum(1 for m in gone if "|1|" in m)
-    redis_client.hset(sums_key(key.id), mapping={"r": requests, "t": sum(gone.values())})
+    redis_client.hset(
+        sums_key(key.account_id, key.id), mapping={"r": requests, "t": sum(gone.values())}
+    )
     tokens = 10 if info.tpm_limit else 0
 
     [verdict] = admit_all([RedisLimiter()], info, windows, [reservation(0, tokens=tokens, cost=0)])
@@ -59,18 +62,22 @@ def test_a_correction_after_the_window_let_its_entry_go_is_dropped(make_key, red
     admit_all([RedisLimiter()], info, windows, [long, recent])
     # As if admitted a minute ago: its entry left the window.
     long.window_ms -= 61_000
-    redis_client.zrem(window_key(key.id), f"{long.request_id}|1|100")
-    redis_client.hset(sums_key(key.id), mapping={"r": 1, "t": 100})
+    redis_client.zrem(window_key(key.account_id, key.id), f"{long.request_id}|1|100")
+    redis_client.hset(sums_key(key.account_id, key.id), mapping={"r": 1, "t": 100})
 
     RedisLimiter().settle([settled(key, long, 60, 10, "0.000700")])
 
-    assert redis_client.zrange(window_key(key.id), 0, -1) == [f"{recent.request_id}|1|100".encode()]
+    assert redis_client.zrange(window_key(key.account_id, key.id), 0, -1) == [
+        f"{recent.request_id}|1|100".encode()
+    ]
     assert window_sums(redis_client, key) == (1, 100)
 
-    redis_client.delete(window_key(key.id), sums_key(key.id))  # a minute later, all gone
+    redis_client.delete(
+        window_key(key.account_id, key.id), sums_key(key.account_id, key.id)
+    )  # a minute later, all gone
     recent.window_ms = redis_now_ms(redis_client)  # settled while still in its window
     RedisLimiter().settle([settled(key, recent, 60, 10, "0.000700")])
 
-    assert not redis_client.exists(window_key(key.id))
-    assert not redis_client.exists(sums_key(key.id))
+    assert not redis_client.exists(window_key(key.account_id, key.id))
+    assert not redis_client.exists(sums_key(key.account_id, key.id))
     assert spend_counter(redis_client, key, "d") == 2 * 700
