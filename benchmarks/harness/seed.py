@@ -30,6 +30,10 @@ class Key:
 
     email: str = "bench@example.com"
     limits: tuple[str, ...] = ()
+    # USD credited to its account: the gateway then holds the account to its
+    # balance (the run is PUREBRIDGE_BILLING_MODE=unmetered, so accounts never
+    # credited are not).
+    credit_usd: str = ""
 
 
 # Every phase may send with these (Ask.key); a phase that needs another declares it.
@@ -110,6 +114,17 @@ def config_toml(fake_port: int, models: dict[str, tuple[str, str]]) -> str:
 def create_key(key: Key) -> str:
     log(f"manage.py createapikey --email {key.email} {' '.join(key.limits)}")
     out = manage("createapikey", "--email", key.email, *key.limits)
+    if key.credit_usd:
+        log(f"manage.py adjustbalance --email {key.email} --amount {key.credit_usd}")
+        manage(
+            "adjustbalance",
+            "--email",
+            key.email,
+            "--amount",
+            key.credit_usd,
+            "--reason",
+            "benchmark credit",
+        )
     secret = out.strip().splitlines()[-1].strip()
     if not secret.startswith("sk-"):
         raise RuntimeError(f"createapikey printed no key: {out!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from harness.family import Family
 from harness.seed import KEYS, Key
-from phases import admission, flood, nonstream, responses, slow, streams
+from phases import admission, balance, flood, nonstream, responses, slow, streams
 
 # The order they run in. A phase can inherit what the one before it left
 # behind (usage records for PostgreSQL to write, worker memory): moving one
@@ -19,6 +19,7 @@ from phases import admission, flood, nonstream, responses, slow, streams
 PHASES: tuple[Family, ...] = (
     nonstream.FAMILY,
     admission.FAMILY,
+    balance.FAMILY,
     streams.FAMILY,
     responses.FAMILY,
     slow.FAMILY,
