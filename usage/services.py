@@ -45,6 +45,9 @@ def usage_rollup(*, since: datetime | None = None) -> int:
             )
             .annotate(h=TruncHour("created_at"))
             .values_list("h", "account_id")
+            # Without order_by() the model's ordering (created_at) would join
+            # the DISTINCT and return every record instead of every hour.
+            .order_by()
             .distinct()
         )
         touched: dict[datetime, set[int]] = defaultdict(set)
