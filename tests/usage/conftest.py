@@ -7,6 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from tests.web import (  # noqa: F401  (fixtures)
+    _fast_password_hashing,
+    anonymous_client,
+)
 from usage.models import UsageRecord
 from usage.recorder import UsageEntry, UsageRecorder
 
