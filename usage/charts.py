@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 64, 8, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 84, 8, 12, 34
 MAX_X_LABELS = 8
 
 
