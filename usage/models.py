@@ -64,10 +64,11 @@ class UsageRecord(models.Model):
         return f"{self.request_id} {self.model} {self.status}"
 
 
-class UsageHourly(models.Model):
-    """Usage folded per account, key, model and hour, for dashboards."""
+class UsageCounters(models.Model):
+    """What a rollup adds up for one account, key and model over one period.
+    Latency and time to first token are kept as sums and counts, so averages
+    over any number of periods are exact (an average of averages is not)."""
 
-    hour = models.DateTimeField()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     # A plain id, not a foreign key: the aggregate outlives a deleted key.
     api_key_id = models.BigIntegerField()
@@ -80,6 +81,21 @@ class UsageHourly(models.Model):
     completion_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(default=0, max_digits=24, decimal_places=12)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    # Requests that reached a first token (streamed or not) and the sum of
+    # their times to it.
+    ttft_count = models.PositiveIntegerField(default=0)
+    ttft_ms_sum = models.BigIntegerField(default=0)
+    streamed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageHourly(UsageCounters):
+    """Usage folded per account, key, model and UTC hour, for dashboards."""
+
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -91,6 +107,38 @@ class UsageHourly(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.model} key {self.api_key_id}"
+
+
+class UsageDaily(UsageCounters):
+    """Usage folded per account, key, model and calendar day in the account's
+    time zone (the zone in UsageDailyZone), for ranges longer than two days."""
+
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "account", "api_key_id", "model"], name="usage_daily_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["account", "day"], name="usage_daily_account")]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.model} key {self.api_key_id}"
+
+
+class UsageDailyZone(models.Model):
+    """The time zone an account's UsageDaily rows are days of. When the
+    account's own zone differs (the user changed it), the rollup rebuilds the
+    account's days in the new zone (usage/rollups.py)."""
+
+    account = models.OneToOneField(
+        Account, primary_key=True, on_delete=models.CASCADE, related_name="usage_daily_zone"
+    )
+    timezone = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"account {self.account_id}: {self.timezone}"
 
 
 class BudgetAlert(models.Model):

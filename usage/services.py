@@ -1,10 +1,11 @@
-"""Folding usage records into hourly aggregates, and budget alerts."""
+"""Folding usage records into hourly and daily aggregates, and budget alerts."""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,14 +13,15 @@ from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncHour
 
 from keys.models import ApiKey
 from usage import budgets
 from usage.budgets import MICROS, budget_windows
 from usage.emails import budget_alert
-from usage.models import BudgetAlert, UsageHourly, UsageRecord
+from usage.models import BudgetAlert, UsageRecord
+from usage.rollups import rollup_touched
 from usage.watermarks import reading
 
 log = logging.getLogger(__name__)
@@ -28,77 +30,31 @@ ALERT_SWEEP = "budget-alerts"
 
 
 def usage_rollup(*, since: datetime | None = None) -> int:
-    """Recompute every hour touched by the records written since the last run
-    (usage/watermarks.py), or since `since` if that is earlier, in one
-    transaction with the watermark. Returns the hourly rows written.
+    """Recompute every hour, and every day in the account's time zone, touched
+    by the records written since the last run (usage/watermarks.py), or since
+    `since` if that is earlier, in one transaction with the watermark
+    (usage/rollups.py). Returns the hourly rows written.
 
     Idempotent: a run killed midway leaves nothing (its transaction rolls
     back) and the next run, or the same task delivered again, redoes it.
     """
     with reading(ROLLUP, since=since) as start:
-        hours = (
-            UsageRecord.objects.filter(recorded_at__gte=start, account__isnull=False)
+        pairs = (
+            UsageRecord.objects.filter(
+                recorded_at__gte=start, account__isnull=False, api_key__isnull=False
+            )
             .annotate(h=TruncHour("created_at"))
-            .values_list("h", flat=True)
+            .values_list("h", "account_id")
+            # Without order_by() the model's ordering (created_at) would join
+            # the DISTINCT and return every record instead of every hour.
+            .order_by()
             .distinct()
         )
-        return sum(_rollup_hour(hour) for hour in sorted(set(hours)))
-
-
-def _rollup_hour(hour: datetime) -> int:
-    rows = (
-        UsageRecord.objects.filter(
-            created_at__gte=hour,
-            created_at__lt=hour + timedelta(hours=1),
-            account__isnull=False,
-            api_key__isnull=False,
-        )
-        .values("account_id", "api_key_id", "model")
-        .annotate(
-            requests=Count("id"),
-            errors=Count("id", filter=Q(status__gte=400)),
-            prompt=Sum("prompt_tokens"),
-            cached=Sum("cached_tokens"),
-            cache_write=Sum("cache_write_tokens"),
-            completion=Sum("completion_tokens"),
-            reasoning=Sum("reasoning_tokens"),
-            cost=Sum("cost_usd"),
-        )
-    )
-    # An upsert, not delete-and-insert: two runs of the same hour may overlap.
-    # Records are append-only, so a recomputed group only ever grows.
-    UsageHourly.objects.bulk_create(
-        [
-            UsageHourly(
-                hour=hour,
-                account_id=row["account_id"],
-                api_key_id=row["api_key_id"],
-                model=row["model"],
-                requests=row["requests"],
-                errors=row["errors"],
-                prompt_tokens=row["prompt"] or 0,
-                cached_tokens=row["cached"] or 0,
-                cache_write_tokens=row["cache_write"] or 0,
-                completion_tokens=row["completion"] or 0,
-                reasoning_tokens=row["reasoning"] or 0,
-                cost_usd=row["cost"] or 0,
-            )
-            for row in rows
-        ],
-        update_conflicts=True,
-        unique_fields=["hour", "account", "api_key_id", "model"],
-        update_fields=[
-            "requests",
-            "errors",
-            "prompt_tokens",
-            "cached_tokens",
-            "cache_write_tokens",
-            "completion_tokens",
-            "reasoning_tokens",
-            "cost_usd",
-        ],
-    )
-    return len(rows)
+        touched: dict[datetime, set[int]] = defaultdict(set)
+        for hour, account_id in pairs:
+            touched[hour].add(account_id)
+        hourly, _ = rollup_touched(touched)
+        return hourly
 
 
 THRESHOLDS = (50, 80, 100)  # percent of a budget that trigger an email

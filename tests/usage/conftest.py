@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
+from tests.web import (  # noqa: F401  (fixtures)
+    _fast_password_hashing,
+    anonymous_client,
+)
+from usage.models import UsageRecord
 from usage.recorder import UsageEntry, UsageRecorder
+
+_ids = itertools.count(1)
 
 
 class KeepingRecorder(UsageRecorder):
@@ -31,3 +41,23 @@ def own_recorder(monkeypatch, transactional_db) -> Iterator[KeepingRecorder]:
     for entry in recorder.entries:
         entry.error_type = entry.error_type[:64]
     recorder.flush(60)
+
+
+@pytest.fixture
+def record(transactional_db):
+    """Write one usage record as the writer would."""
+
+    def write(key, *, at: datetime, model: str = "m", status: int = 200, **fields) -> UsageRecord:
+        fields.setdefault("cost_usd", Decimal("0"))
+        return UsageRecord.objects.create(
+            created_at=at,
+            request_id=f"pb-test-{next(_ids)}",
+            endpoint="chat.completions",
+            status=status,
+            account_id=key.account_id if key else None,
+            api_key=key,
+            model=model,
+            **fields,
+        )
+
+    return write

@@ -1,6 +1,5 @@
 """Folding usage records into hourly aggregates, directly and through a real Celery worker."""
 
-import itertools
 import os
 import signal
 import subprocess
@@ -23,27 +22,6 @@ from usage.models import UsageHourly, UsageRecord
 from usage.services import usage_rollup
 
 HOUR = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
-_ids = itertools.count(1)
-
-
-@pytest.fixture
-def record(transactional_db):
-    """Write one usage record as the writer would."""
-
-    def write(key, *, at: datetime, model: str = "m", status: int = 200, **fields) -> UsageRecord:
-        fields.setdefault("cost_usd", Decimal("0"))
-        return UsageRecord.objects.create(
-            created_at=at,
-            request_id=f"pb-test-{next(_ids)}",
-            endpoint="chat.completions",
-            status=status,
-            account_id=key.account_id if key else None,
-            api_key=key,
-            model=model,
-            **fields,
-        )
-
-    return write
 
 
 def hourly() -> dict:
