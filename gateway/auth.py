@@ -52,6 +52,7 @@ class KeyInfo:
     daily_budget_usd: Decimal | None
     monthly_budget_usd: Decimal | None
     timezone: str = "UTC"  # the account's: budget days and months are local
+    display_prefix: str = ""  # what the console shows of the key (GET /v1/key)
 
 
 _cache: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -87,6 +88,7 @@ def _load(lookup: str) -> KeyInfo | None:
         daily_budget_usd=k.daily_budget_usd,
         monthly_budget_usd=k.monthly_budget_usd,
         timezone=k.account.timezone,
+        display_prefix=k.display_prefix,
     )
 
 
