@@ -11,6 +11,7 @@ from console.docs import FALLBACK_MODEL, PLACEHOLDER_KEY, docs_snippets
 from console.htmx import HtmxHttpRequest
 from gateway.selectors import price_list
 from keys.models import ApiKey
+from usage.anomalies import open_anomalies
 from usage.selectors import spend_by_key, usage_recent, usage_summary
 
 OVERVIEW_KEYS = 6
@@ -36,6 +37,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "keys_sub": f"of {len(keys)} in total",
         "records": usage_recent(account=account, limit=10),
         "balance": balance_of(account=account),
+        "anomalies": open_anomalies(account=account),
     }
     return render(request, "console/overview.html", context)
 

@@ -24,6 +24,7 @@ from keys.services import (
     key_set_active,
     key_update,
 )
+from usage.anomalies import open_anomalies
 from usage.selectors import key_meters, spend_by_key, usage_recent, usage_summary
 
 
@@ -74,6 +75,7 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
         "summary": usage_summary(account=account, api_key=key),
         "records": usage_recent(account=account, api_key=key, limit=25),
         "meters": key_meters(api_key=key, current_rate=current_rate),
+        "anomalies": open_anomalies(account=account, api_key=key),
     }
     return render(request, "keys/detail.html", context)
 
