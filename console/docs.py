@@ -149,12 +149,49 @@ def _workflows(v1: str, model: str) -> str:
     )
 
 
+# GET /v1/key's answer for a made-up key, in the shape the gateway sends
+# (gateway/own_key.py; a test holds the two to the same fields).
+OWN_KEY_SAMPLE = {
+    "object": "api_key",
+    "id": 42,
+    "name": "codex-laptop",
+    "prefix": "sk-pb-Ab3dE9",
+    "allowed_models": None,
+    "limits": {
+        "rpm": 60,
+        "tpm": 200000,
+        "daily_budget_usd": "5",
+        "monthly_budget_usd": "50",
+        "quota_usd": None,
+        "expires_at": None,
+    },
+    "spend": {
+        "time_zone": "Europe/Berlin",
+        "today_usd": "1.204375",
+        "today_started_at": "2026-11-25T00:00:00+01:00",
+        "this_month_usd": "18.50125",
+        "this_month_started_at": "2026-11-01T00:00:00+01:00",
+        "total_usd": "73.0421",
+    },
+    "remaining": {
+        "daily_budget_usd": "3.795625",
+        "daily_budget_resets_at": "2026-11-26T00:00:00+01:00",
+        "monthly_budget_usd": "31.49875",
+        "monthly_budget_resets_at": "2026-12-01T00:00:00+01:00",
+        "quota_usd": None,
+    },
+    "balance": {"amount_usd": "126.9579", "blocked_reason": None},
+}
+
+
 def docs_snippets(*, base_url: str, model: str, models: list[str]) -> dict[str, Snippet]:
     v1 = base_url.rstrip("/") + "/v1"
     key = PLACEHOLDER_KEY
     codes = {
         "chat": _chat_curl(v1, model),
         "list_models": f'curl {v1}/models \\\n  -H "Authorization: Bearer {key}"',
+        "own_key": f'curl {v1}/key \\\n  -H "Authorization: Bearer {key}"',
+        "own_key_response": _json(OWN_KEY_SAMPLE),
         "sse": _sse(model),
         "verify": _verify(v1, model),
         "models_response": _json(

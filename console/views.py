@@ -9,8 +9,9 @@ from accounts.decorators import account_required, current_account
 from billing.selectors import balance_of
 from console.docs import FALLBACK_MODEL, PLACEHOLDER_KEY, docs_snippets
 from console.htmx import HtmxHttpRequest
-from gateway.models import CatalogModel
+from gateway.selectors import price_list
 from keys.models import ApiKey
+from usage.anomalies import open_anomalies
 from usage.selectors import spend_by_key, usage_recent, usage_summary
 
 OVERVIEW_KEYS = 6
@@ -36,13 +37,15 @@ def overview(request: HttpRequest) -> HttpResponse:
         "keys_sub": f"of {len(keys)} in total",
         "records": usage_recent(account=account, limit=10),
         "balance": balance_of(account=account),
+        "anomalies": open_anomalies(account=account),
     }
     return render(request, "console/overview.html", context)
 
 
 @require_GET
 def docs(request: HtmxHttpRequest) -> HttpResponse:
-    models = list(CatalogModel.objects.filter(enabled=True).values_list("public_id", flat=True))
+    prices = price_list()
+    models = prices.models
     requested = request.GET.get("model", "")
     model = requested if requested in models else (models[0] if models else FALLBACK_MODEL)
     context = {
@@ -50,11 +53,17 @@ def docs(request: HtmxHttpRequest) -> HttpResponse:
         "models": models,
         "model": model,
         "placeholder_key": PLACEHOLDER_KEY,
+        "prices": prices,
         "snippets": docs_snippets(base_url=_api_base(), model=model, models=models),
     }
     if request.htmx:
         return render(request, "console/docs-content.html", context)
     return render(request, "console/docs.html", context)
+
+
+@require_GET
+def pricing(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/pricing.html", {"prices": price_list()})
 
 
 def _api_base() -> str:

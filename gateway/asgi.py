@@ -21,6 +21,7 @@ from gateway.chat import chat_completions
 from gateway.db import run_db
 from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl, UsageBacklog
 from gateway.http import Receive, Request, Send
+from gateway.own_key import own_key
 from gateway.refusals import refusals
 from gateway.responses.endpoint import create_response
 from gateway.upstream import close_session
@@ -35,6 +36,7 @@ ROUTES: dict[str, tuple[str, dict[str, Handler]]] = {
     "/v1/chat/completions": ("chat.completions", {"POST": chat_completions}),
     "/v1/responses": ("responses", {"POST": create_response}),
     "/v1/models": ("models", {"GET": list_models}),
+    "/v1/key": ("key", {"GET": own_key}),
 }
 
 

@@ -58,6 +58,7 @@ class KeyInfo:
     # usage is held to; None: not held to a balance (PUREBRIDGE_BILLING_MODE).
     credited_micros: int | None = None
     blocked_reason: str = ""  # the account is on hold (a disputed payment)
+    display_prefix: str = ""  # what the console shows of the key (GET /v1/key)
 
 
 _cache: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -96,6 +97,7 @@ def _load(lookup: str) -> KeyInfo | None:
         timezone=k.account.timezone,
         credited_micros=_credited_micros(balance),
         blocked_reason=balance.blocked_reason if balance is not None else "",
+        display_prefix=k.display_prefix,
     )
 
 

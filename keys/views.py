@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.decorators import account_required, current_account
 from console.htmx import HtmxHttpRequest
 from gateway.limits import current_rate
-from gateway.models import CatalogModel
+from gateway.selectors import price_list
 from keys.forms import KeyForm, RotateForm
 from keys.models import ApiKey
 from keys.services import (
@@ -24,15 +24,12 @@ from keys.services import (
     key_set_active,
     key_update,
 )
+from usage.anomalies import open_anomalies
 from usage.selectors import key_meters, spend_by_key, usage_recent, usage_summary
 
 
 def _get_key_for_user(request: HttpRequest, key_id: int) -> ApiKey:
     return get_object_or_404(ApiKey, pk=key_id, account=current_account(request))
-
-
-def _model_ids() -> list[str]:
-    return list(CatalogModel.objects.filter(enabled=True).values_list("public_id", flat=True))
 
 
 def _data(request: HttpRequest):
@@ -56,10 +53,11 @@ def key_list(request: HttpRequest) -> HttpResponse:
 def key_create_view(request: HtmxHttpRequest) -> HttpResponse:
     account = current_account(request)
     default_email = account.notification_email or getattr(request.user, "email", "")
+    prices = price_list()
     form = KeyForm(
-        _data(request), initial={"notification_email": default_email}, model_ids=_model_ids()
+        _data(request), initial={"notification_email": default_email}, model_ids=prices.models
     )
-    context: dict = {"form": form, "api_base": settings.PUREBRIDGE_API_BASE_URL}
+    context: dict = {"form": form, "prices": prices, "api_base": settings.PUREBRIDGE_API_BASE_URL}
     if form.is_valid():
         context["key"], context["secret"] = key_create(account=account, **form.cleaned_data)
     if request.htmx:
@@ -77,6 +75,7 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
         "summary": usage_summary(account=account, api_key=key),
         "records": usage_recent(account=account, api_key=key, limit=25),
         "meters": key_meters(api_key=key, current_rate=current_rate),
+        "anomalies": open_anomalies(account=account, api_key=key),
     }
     return render(request, "keys/detail.html", context)
 
@@ -85,14 +84,15 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def key_edit(request: HttpRequest, key_id: int) -> HttpResponse:
     key = _get_key_for_user(request, key_id)
-    form = KeyForm.for_key(key, _data(request), model_ids=_model_ids())
+    prices = price_list()
+    form = KeyForm.for_key(key, _data(request), model_ids=prices.models)
     if form.is_valid():
         changed = {name: form.cleaned_data[name] for name in form.changed_data}
         if changed:
             key_update(api_key=key, **changed)
         messages.success(request, f"Saved {key.name}. The gateway applies it within seconds.")
         return redirect("keys:detail", key_id=key.pk)
-    return render(request, "keys/edit.html", {"key": key, "form": form})
+    return render(request, "keys/edit.html", {"key": key, "form": form, "prices": prices})
 
 
 @account_required

@@ -60,6 +60,21 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+def env_decimal(name: str, default: str, *, minimum: Decimal = Decimal(0)) -> Decimal:
+    """A number kept exact (an amount of money)."""
+    raw = os.environ.get(name)
+    text = default if raw is None or not raw.strip() else raw.strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number")
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from purebridge.env import (
     database_from_url,
     env_bool,
+    env_decimal,
     env_float,
     env_int,
     env_list,
@@ -309,7 +312,30 @@ CELERY_BEAT_SCHEDULE = {
     # by the usage writer, which must not wait on the broker inside its
     # transaction; a minute is soon enough for "top up before you run out".
     "low-balance-alerts": {"task": "billing.tasks.sweep_low_balance_alerts", "schedule": 60.0},
+    # Unusual spend (usage/anomalies.py): each key's last clock hour against its
+    # own baseline, from the hourly rollups. Five minutes past the hour, when
+    # the per-minute rollup has folded the hour that just ended.
+    "spend-anomalies": {
+        "task": "usage.tasks.check_spend_anomalies",
+        "schedule": crontab(minute=5),
+    },
 }
+
+# Unusual spend (README "Unusual spend"): a key's hour is unusual when its
+# spend, its requests or its tokens per request are at least
+# PUREBRIDGE_ANOMALY_FACTOR times the median of that figure over the key's
+# active hours in the PUREBRIDGE_ANOMALY_BASELINE_DAYS before it; never with
+# fewer than PUREBRIDGE_ANOMALY_MIN_HISTORY_HOURS active hours to compare
+# with (a new key), nor below PUREBRIDGE_ANOMALY_MIN_SPEND_USD spent in the
+# hour (a tiny key).
+PUREBRIDGE_ANOMALY_FACTOR = env_decimal("PUREBRIDGE_ANOMALY_FACTOR", "5", minimum=Decimal("1.5"))
+PUREBRIDGE_ANOMALY_BASELINE_DAYS = env_int(
+    "PUREBRIDGE_ANOMALY_BASELINE_DAYS", 7, minimum=1, maximum=90
+)
+PUREBRIDGE_ANOMALY_MIN_HISTORY_HOURS = env_int(
+    "PUREBRIDGE_ANOMALY_MIN_HISTORY_HOURS", 12, minimum=1
+)
+PUREBRIDGE_ANOMALY_MIN_SPEND_USD = env_decimal("PUREBRIDGE_ANOMALY_MIN_SPEND_USD", "1")
 
 # The /v1 hot path.
 PUREBRIDGE_MAX_BODY_BYTES = env_int("PUREBRIDGE_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)

@@ -166,6 +166,50 @@ class BudgetAlert(models.Model):
         return f"{self.api_key_id} {self.window} {self.period} {self.threshold}%"
 
 
+class SpendAnomaly(models.Model):
+    """One episode of unusual spend of a key (usage/anomalies.py): opened by
+    the hourly check that first finds the key far above its own baseline,
+    ended by the first that finds it back within it. A key has at most one
+    open episode: the partial unique constraint is the claim, and whoever
+    opens the episode sends its one email."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="spend_anomalies")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="The start of the clock hour that opened the episode.")
+    # That hour's figures, and the key's usual ones (medians of its active hours).
+    spend_usd = models.DecimalField(max_digits=24, decimal_places=12)
+    baseline_spend_usd = models.DecimalField(max_digits=24, decimal_places=12)
+    requests = models.PositiveIntegerField()
+    baseline_requests = models.DecimalField(max_digits=14, decimal_places=2)
+    tokens_per_request = models.DecimalField(max_digits=14, decimal_places=2)
+    baseline_tokens_per_request = models.DecimalField(max_digits=14, decimal_places=2)
+    reasons = models.CharField(max_length=64)  # "spend,requests,tokens_per_request"
+    recipient = models.EmailField(blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key"],
+                condition=models.Q(ended_at__isnull=True),
+                name="spend_anomaly_one_open",
+            )
+        ]
+        # The banners read an account's open episodes on every overview.
+        indexes = [
+            models.Index(
+                fields=["account"],
+                condition=models.Q(ended_at__isnull=True),
+                name="spend_anomaly_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} from {self.hour:%Y-%m-%d %H}:00"
+
+
 class Watermark(models.Model):
     """How far a periodic job (the rollup, the budget alert sweep) has read the
     usage records: the database's time when its last completed run began

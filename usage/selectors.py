@@ -155,3 +155,29 @@ def key_meters(
         if api_key.tpm_limit:
             meters.append(Meter("Tokens, last minute", tokens, api_key.tpm_limit, money=False))
     return meters
+
+
+@dataclass(frozen=True)
+class KeySpend:
+    """A key's spend in its account's calendar: the figures its budget
+    windows count (window_spent, from the same starts)."""
+
+    today: Decimal
+    month: Decimal
+    total: Decimal
+    day_start: datetime
+    month_start: datetime
+
+
+def key_spend(*, key_id: int, tz_name: str, now: datetime | None = None) -> KeySpend:
+    """Spend today, this month and in all of one key (three indexed sums)."""
+    from usage.services import window_spent
+
+    day, month = period_starts(tz_name, now or budgets.now())
+    return KeySpend(
+        today=window_spent(key_id, day),
+        month=window_spent(key_id, month),
+        total=window_spent(key_id, None),
+        day_start=day,
+        month_start=month,
+    )

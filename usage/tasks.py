@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from usage.anomalies import spend_anomalies_check
 from usage.services import budget_alerts_send, budget_alerts_sweep, usage_rollup
 
 
@@ -39,3 +40,17 @@ def sweep_budget_alerts() -> int:
     check the usage writer never queued (the broker was down, the web worker
     stopped) are mailed too. Returns how many checks were queued."""
     return budget_alerts_sweep(check=lambda key_id: check_budget_alerts.delay(key_id))
+
+
+@shared_task(
+    ignore_result=True,
+    # As check_budget_alerts: an email that failed rolled its episode back.
+    autoretry_for=(OSError, OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=10,
+)
+def check_spend_anomalies() -> int:
+    """Judge every key's last whole hour against its baseline (hourly, from
+    beat); mail each new episode of unusual spend. Returns how many emails."""
+    return spend_anomalies_check()

@@ -91,3 +91,15 @@ REASONS = {
 def reason(error_type: str) -> str:
     """A usage record's error in words."""
     return REASONS.get(error_type, error_type.replace("_", " "))
+
+
+@register.filter
+def price(value: Decimal | None) -> str:
+    """A price per million tokens, exact to the micro-dollar the catalogue
+    keeps, with at least cents: $10.00, $1.25, $0.125, $0.000375."""
+    if value is None:
+        return "—"
+    amount = Decimal(str(value)).normalize()
+    exponent = amount.as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"${amount:,.{places}f}"

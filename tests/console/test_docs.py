@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import subprocess
+from decimal import Decimal
 
 import pytest
 
@@ -126,3 +128,38 @@ def test_the_documented_header_check_works_against_this_server(
     assert {"x-request-id", "x-purebridge-request-id", "date"} <= names
     assert {"openai-processing-ms", "openai-version"} <= names
     assert "\r" not in result.stdout
+
+
+def _shape(value: object) -> object:
+    """The field names of a JSON document, nested, without the values."""
+    if isinstance(value, dict):
+        return {name: _shape(inner) for name, inner in value.items()}
+    return None
+
+
+def test_the_documented_own_key_curl_answers_the_documented_shape(
+    live, settings, make_key, anonymous_client
+):
+    settings.PUREBRIDGE_API_BASE_URL = live.url
+    _, secret = make_key(daily_budget_usd=Decimal("5"))
+    page = anonymous_client.get("/docs/").content.decode()
+    command = snippet(page, "own-key").replace(PLACEHOLDER_KEY, secret)
+
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command + " --fail -sS"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["limits"]["daily_budget_usd"] == "5"
+    assert _shape(answer) == _shape(json.loads(snippet(page, "own-key-response")))
+
+
+def test_the_docs_list_get_v1_key_among_the_routes(anonymous_client, site):
+    page = anonymous_client.get("/docs/").content.decode()
+
+    assert '<strong class="mono">/v1/key</strong>' in page
+    assert 'href="#own-key"' in page

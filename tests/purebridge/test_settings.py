@@ -1,12 +1,13 @@
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from purebridge.env import database_from_url, env_bool, env_int
+from purebridge.env import database_from_url, env_bool, env_decimal, env_int
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENV = {
@@ -67,6 +68,24 @@ def test_env_int_enforces_its_minimum(monkeypatch):
 
     with pytest.raises(ImproperlyConfigured, match="below the minimum"):
         env_int("PB_N", 5, minimum=0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [("1.5.0", "not a number"), ("Infinity", "not a number"), ("-1", "below the minimum")],
+)
+def test_env_decimal_fails_loudly(monkeypatch, raw, error):
+    monkeypatch.setenv("PB_USD", raw)
+
+    with pytest.raises(ImproperlyConfigured, match=error):
+        env_decimal("PB_USD", "1")
+
+
+def test_env_decimal_keeps_the_amount_exact(monkeypatch):
+    monkeypatch.setenv("PB_USD", "0.10")
+
+    assert env_decimal("PB_USD", "1") == Decimal("0.10")
+    assert env_decimal("PB_UNSET", "2.5") == Decimal("2.5")
 
 
 def test_database_url_is_parsed_into_django_settings():
