@@ -137,19 +137,18 @@ def reconcile(account_ids: Iterable[int] | None = None) -> list[Mismatch]:
     """Check the books: each balance equals the sum of its entries (and its
     two sides their kinds), and each account's usage debits equal the cost
     of its usage records. Returns every difference (none: the books hold)."""
-    from usage.models import UsageRecord
+    from usage.spend import account_costs
 
     entries = LedgerEntry.objects.all()
     balances = Balance.objects.all()
-    records = UsageRecord.objects.filter(account__isnull=False)
-    if account_ids is not None:
-        wanted = list(account_ids)
+    wanted = list(account_ids) if account_ids is not None else None
+    if wanted is not None:
         entries = entries.filter(account_id__in=wanted)
         balances = balances.filter(account_id__in=wanted)
-        records = records.filter(account_id__in=wanted)
     total = _sums(entries)
     used = _sums(entries.filter(kind=Kind.USAGE))
-    recorded = _sums(records, field="cost_usd")
+    # The records, and the hourly rollups where retention purged them.
+    recorded = account_costs(wanted)
     mismatches = []
     seen = set()
     for balance in balances:
@@ -183,8 +182,8 @@ def reconcile(account_ids: Iterable[int] | None = None) -> list[Mismatch]:
     return mismatches
 
 
-def _sums(queryset, field: str = "amount_usd") -> dict[int, Decimal]:
-    rows = queryset.values("account_id").annotate(total=Sum(field))
+def _sums(queryset) -> dict[int, Decimal]:
+    rows = queryset.values("account_id").annotate(total=Sum("amount_usd"))
     return {row["account_id"]: row["total"] or Decimal(0) for row in rows}
 
 

@@ -178,7 +178,10 @@ def invalidate_all_keys() -> None:
     _cache.update(known)
 
 
-async def authenticate(authorization: str | None) -> KeyInfo:
+async def authenticate(authorization: str | None, *, on_hold_ok: bool = False) -> KeyInfo:
+    """The key the credentials name, or raise. `on_hold_ok`: a key of an account
+    on hold is answered too (GET /v1/key says so), where any other route
+    refuses it."""
     if not authorization:
         raise UnknownApiKey(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <your_key>'."
@@ -200,7 +203,7 @@ async def authenticate(authorization: str | None) -> KeyInfo:
         raise InvalidApiKey("This API key has been disabled.")
     if info.expires_at is not None and info.expires_at <= time.time():
         raise InvalidApiKey("This API key has expired.")
-    if info.blocked_reason:
+    if info.blocked_reason and not on_hold_ok:
         raise AccountOnHold(
             f"This account is on hold: {info.blocked_reason}. "
             f"See {settings.PUREBRIDGE_CONSOLE_URL}/billing/ or contact support.",

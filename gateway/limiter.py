@@ -56,19 +56,14 @@ def actual(entry) -> tuple[int, int]:
 
 def spent_in(key, window: Window) -> int:
     """A window's spend from the books (micros, rounded up): the key's usage
-    records, or for the balance what the account's usage debits add up to
-    (debited in the same transaction as the records are written)."""
-    from django.db.models import Sum
-
-    from usage.models import UsageRecord
-
+    (usage/spend.py: the records, the rollups where they are purged), or for
+    the balance what the account's usage debits add up to (debited in the
+    same transaction as the records are written)."""
     if window.name == "balance":
         from billing.models import Balance
 
         used = Balance.objects.filter(account_id=key.account_id).values_list("used_usd", flat=True)
         return to_micros(used[0]) if used else 0
-    records = UsageRecord.objects.filter(api_key_id=key.id)
-    if window.start is not None:
-        records = records.filter(created_at__gte=window.start)
-    total = records.aggregate(total=Sum("cost_usd"))["total"]
-    return to_micros(total) if total else 0
+    from usage.spend import window_spent
+
+    return to_micros(window_spent(key.id, window.start))

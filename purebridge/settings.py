@@ -292,6 +292,8 @@ CELERY_BEAT_SCHEDULE = {
     # aggregates for dashboards (usage/watermarks.py); a minute keeps dashboards
     # fresh while each run reads only the new records.
     "usage-rollup": {"task": "usage.tasks.rollup_usage", "schedule": 60.0},
+    # Raw usage records past PUREBRIDGE_USAGE_RETENTION_DAYS (usage/retention.py).
+    "usage-retention": {"task": "usage.tasks.purge_usage", "schedule": 3600.0},
     # Check the budgets of every key charged since the last sweep: a crossing
     # whose check the usage writer could not queue is mailed within a minute.
     "budget-alert-sweep": {"task": "usage.tasks.sweep_budget_alerts", "schedule": 60.0},
@@ -388,6 +390,10 @@ PUREBRIDGE_RESPONSE_RETENTION_SECONDS = env_int(
 # after another sends fewer. 0 answers at once.
 PUREBRIDGE_REFUSAL_PAUSE_SECONDS = env_float("PUREBRIDGE_REFUSAL_PAUSE_SECONDS", 0.25, minimum=0.0)
 # Usage records are written by a background thread in batches.
+# Raw usage records (the request log) are kept this many days; the rollups
+# that every chart and money sum reads for older periods, for good. At least
+# 35: this month's figures on the overview read the raw records.
+PUREBRIDGE_USAGE_RETENTION_DAYS = env_int("PUREBRIDGE_USAGE_RETENTION_DAYS", 90, minimum=35)
 PUREBRIDGE_USAGE_FLUSH_SECONDS = env_float("PUREBRIDGE_USAGE_FLUSH_SECONDS", 0.2, minimum=0.01)
 # The most records a web process keeps waiting for the database (while it is
 # down; about 1 KB each); at this many it refuses new /v1 requests with 503

@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce, TruncDate, TruncHour
 
 from accounts.models import Account
 from usage.models import UsageCounters, UsageDaily, UsageDailyZone, UsageHourly, UsageRecord
+from usage.spend import purged_before
 
 HOUR = timedelta(hours=1)
 COUNTERS = [
@@ -139,11 +140,16 @@ def rollup_days(zone_name: str, touched: dict[date, set[int]]) -> int:
     """Recompute the daily rows of each (local day: account ids) touched, for
     accounts whose days are in `zone_name`."""
     zone = ZoneInfo(zone_name)
+    purged = purged_before()
     whole: list[tuple[date, datetime, datetime]] = []
     split: list[tuple[date, datetime, datetime]] = []
     for day in sorted(touched):
         start, end = _bounds(day, zone)
-        (whole if _on_the_hour(start) and _on_the_hour(end) else split).append((day, start, end))
+        # A split day whose records are purged (a zone changed long after) is
+        # summed from the hours, each counted in the day it starts in.
+        on_the_hours = _on_the_hour(start) and _on_the_hour(end)
+        old = purged is not None and start < purged
+        (whole if on_the_hours or old else split).append((day, start, end))
     written = 0
     for days in _chunks(whole):
         ranges = Q()

@@ -22,6 +22,7 @@ from keys.models import ApiKey
 from usage import budgets
 from usage.budgets import MICROS, budget_windows
 from usage.models import UsageRecord
+from usage.spend import window_spent
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,6 @@ def key_meters(
     records, RPM and TPM from the limiter's current windows (`current_rate`:
     gateway.limits.current_rate, handed in by the caller, as the usage app
     does not import the gateway)."""
-    from usage.services import window_spent
-
     labels = {"daily": "Today", "monthly": "This month", "total": "Total quota"}
     meters = [
         Meter(
@@ -171,8 +170,6 @@ class KeySpend:
 
 def key_spend(*, key_id: int, tz_name: str, now: datetime | None = None) -> KeySpend:
     """Spend today, this month and in all of one key (three indexed sums)."""
-    from usage.services import window_spent
-
     day, month = period_starts(tz_name, now or budgets.now())
     return KeySpend(
         today=window_spent(key_id, day),

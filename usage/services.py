@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.db.models.functions import TruncHour
 
 from keys.models import ApiKey
@@ -22,6 +22,7 @@ from usage.budgets import MICROS, budget_windows
 from usage.emails import budget_alert
 from usage.models import BudgetAlert, UsageRecord
 from usage.rollups import rollup_touched
+from usage.spend import purged_before, window_spent
 from usage.watermarks import reading
 
 log = logging.getLogger(__name__)
@@ -50,22 +51,18 @@ def usage_rollup(*, since: datetime | None = None) -> int:
             .order_by()
             .distinct()
         )
+        # Hours before the retention boundary are final: their records are
+        # purged, or being purged (usage/retention.py).
+        purged = purged_before()
         touched: dict[datetime, set[int]] = defaultdict(set)
         for hour, account_id in pairs:
-            touched[hour].add(account_id)
+            if purged is None or hour >= purged:
+                touched[hour].add(account_id)
         hourly, _ = rollup_touched(touched)
         return hourly
 
 
 THRESHOLDS = (50, 80, 100)  # percent of a budget that trigger an email
-
-
-def window_spent(key_id: int, start: datetime | None) -> Decimal:
-    """Exact spend of a key since `start` (all time when None)."""
-    records = UsageRecord.objects.filter(api_key_id=key_id)
-    if start is not None:
-        records = records.filter(created_at__gte=start)
-    return records.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
 
 
 def budget_alerts_send(*, key_id: int) -> int:

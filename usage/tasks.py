@@ -9,7 +9,15 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from usage.anomalies import spend_anomalies_check
+from usage.retention import usage_purge
 from usage.services import budget_alerts_send, budget_alerts_sweep, usage_rollup
+
+
+@shared_task(ignore_result=True)
+def purge_usage() -> int:
+    """Delete raw usage records past retention (usage/retention.py): a run
+    that dies leaves what it deleted deleted, and the next goes on."""
+    return usage_purge()
 
 
 @shared_task(ignore_result=True)

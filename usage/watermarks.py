@@ -50,3 +50,8 @@ def reading(job: str, *, since: datetime | None = None) -> Iterator[datetime]:
         start = position - OVERLAP
         yield min(start, since) if since is not None else start
         Watermark.objects.filter(name=job).update(position=now)
+
+
+def position(job: str) -> datetime | None:
+    """Where `job`'s watermark stands (None: it never ran)."""
+    return Watermark.objects.filter(name=job).values_list("position", flat=True).first()

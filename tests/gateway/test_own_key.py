@@ -208,7 +208,7 @@ def test_the_call_is_recorded_at_no_cost(http, make_key, usage_records):
 )
 def test_spend_periods_start_where_the_budget_windows_do(zone, at):
     class Key:
-        id = 1
+        id = account_id = 1
         timezone = zone
         daily_budget_usd = monthly_budget_usd = Decimal(1)
         quota_usd = None
