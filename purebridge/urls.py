@@ -5,6 +5,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("keys/", include("keys.urls")),
     path("billing/", include("billing.urls")),
+    path("usage/", include("usage.urls")),
     path("", include("accounts.urls")),
     path("", include("console.urls")),
 ]

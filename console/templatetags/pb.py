@@ -91,3 +91,14 @@ REASONS = {
 def reason(error_type: str) -> str:
     """A usage record's error in words."""
     return REASONS.get(error_type, error_type.replace("_", " "))
+
+
+@register.filter
+def usd_exact(value: Decimal | None) -> str:
+    """Every digit of an amount, for lines that must add up: $0.00000125."""
+    if value is None:
+        return "—"
+    amount = Decimal(str(value)).normalize()
+    text = f"{amount:f}"
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
