@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url
 
 from accounts.decorators import account_required, current_account
 from console.htmx import HtmxHttpRequest
@@ -34,18 +35,20 @@ def request_log(request: HtmxHttpRequest) -> HttpResponse:
     account = current_account(request)
     form = LogFilterForm(request.GET, account=account)
     query = _filter_query(request.GET)
-    context: dict[str, object] = {
-        "form": form,
-        "page": None,
-        "query": query,
-        "page_url": f"{reverse('usage:log')}?{query}{'&' if query else ''}cursor=",
-    }
+    log_url = reverse("usage:log") + (f"?{query}" if query else "")
+    page_url = f"{log_url}{'&' if query else '?'}cursor="
+    context: dict[str, object] = {"form": form, "page": None, "query": query, "page_url": page_url}
     if form.is_valid():
         context["page"] = log_page(
             account=account, filters=form.filters(), cursor=form.cleaned_data["cursor"]
         )
     if request.htmx and not request.htmx.history_restore_request:
-        return render(request, "usage/log/log-results.html", context)
+        response = render(request, "usage/log/log-results.html", context)
+        # The address bar shows the filters set, not every empty field of the
+        # form; a cursor only once verified (it goes into a header).
+        page = context["page"]
+        token = request.GET["cursor"] if page and form.cleaned_data["cursor"] else ""
+        return push_url(response, page_url + token if token else log_url)
     context["models"] = CatalogModel.objects.values_list("public_id", flat=True)
     return render(request, "usage/log/page.html", context)
 

@@ -394,3 +394,23 @@ def test_a_request_page_explains_an_estimate(owner_client, account):
 
     assert "These tokens are estimated." in html
     assert "Your client disconnected before the upstream reported" in html
+
+
+def test_htmx_pushes_the_filters_that_are_set_into_the_address_bar(owner_client, account):
+    record(account)
+    fields = {"q": "", "key": "", "model": "gpt-test", "status": "", "since": ""}
+
+    response = owner_client.get(LOG, fields, headers={"HX-Request": "true"})
+
+    assert response["HX-Push-Url"] == LOG + "?model=gpt-test"
+
+
+def test_a_changed_cursor_never_reaches_a_header(owner_client, account):
+    record(account)
+
+    response = owner_client.get(
+        LOG, {"cursor": "x\r\nSet-Cookie: a=b"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200
+    assert response["HX-Push-Url"] == LOG
