@@ -61,7 +61,8 @@ class UsageRecord(models.Model):
         # and skips the rest; one that keeps few (an error class, estimated, a
         # rarely used model) has an index of its own, or a page of it could
         # read millions of rows. Errors and estimates are partial indexes, a
-        # fraction of the size. A key's index needs no account: a key has one.
+        # fraction of the size; so is one key's errors (what a broken agent
+        # is looked into by). A key's index needs no account: a key has one.
         # The three request ids: request_id is unique (its own index); the
         # upstream's and the client's are looked up within the account, and
         # records without one are left out of their index.
@@ -75,6 +76,11 @@ class UsageRecord(models.Model):
                 fields=["account", "-created_at", "-id"],
                 condition=models.Q(status__gte=400),
                 name="usage_account_errors",
+            ),
+            models.Index(
+                fields=["api_key", "-created_at", "-id"],
+                condition=models.Q(status__gte=400),
+                name="usage_key_errors",
             ),
             models.Index(
                 fields=["account", "-created_at", "-id"],

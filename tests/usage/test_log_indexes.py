@@ -71,12 +71,16 @@ def test_a_filtered_page_walks_its_index_in_order_from_the_cursor(seeded, filter
     assert "created_at <=" in plan(page_query(account, Filters(**filters), cursor))
 
 
-def test_a_keys_page_walks_the_keys_index(seeded):
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [({}, "usage_key_recent"), ({"status_class": "5xx"}, "usage_key_errors")],
+)
+def test_a_keys_page_walks_the_keys_index(seeded, filters, index):
     account, key = seeded
 
-    text = plan(page_query(account, Filters(api_key=key)))
+    text = plan(page_query(account, Filters(api_key=key, **filters)))
 
-    assert "usage_key_recent" in text and "Sort" not in text, text
+    assert index in text and "Sort" not in text, text
 
 
 def test_a_search_looks_up_each_of_the_three_ids_in_an_index(seeded):

@@ -30,6 +30,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='usagerecord',
+            index=models.Index(condition=models.Q(('status__gte', 400)), fields=['api_key', '-created_at', '-id'], name='usage_key_errors'),
+        ),
+        migrations.AddIndex(
+            model_name='usagerecord',
             index=models.Index(condition=models.Q(('estimated', True)), fields=['account', '-created_at', '-id'], name='usage_account_estimated'),
         ),
         migrations.AddIndex(
