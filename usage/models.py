@@ -55,9 +55,48 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The request log (usage/log.py) reads keyset pages newest first on
+        # (created_at, id), so each index it walks ends in both. A filter that
+        # keeps most records (2xx, streamed or not) walks the account's index
+        # and skips the rest; one that keeps few (an error class, estimated, a
+        # rarely used model) has an index of its own, or a page of it could
+        # read millions of rows. Errors and estimates are partial indexes, a
+        # fraction of the size; so is one key's errors (what a broken agent
+        # is looked into by). A key's index needs no account: a key has one.
+        # The three request ids: request_id is unique (its own index); the
+        # upstream's and the client's are looked up within the account, and
+        # records without one are left out of their index.
         indexes = [
-            models.Index(fields=["account", "-created_at"], name="usage_account_time"),
-            models.Index(fields=["api_key", "-created_at"], name="usage_key_time"),
+            models.Index(fields=["account", "-created_at", "-id"], name="usage_account_recent"),
+            models.Index(fields=["api_key", "-created_at", "-id"], name="usage_key_recent"),
+            models.Index(
+                fields=["account", "model", "-created_at", "-id"], name="usage_account_model"
+            ),
+            models.Index(
+                fields=["account", "-created_at", "-id"],
+                condition=models.Q(status__gte=400),
+                name="usage_account_errors",
+            ),
+            models.Index(
+                fields=["api_key", "-created_at", "-id"],
+                condition=models.Q(status__gte=400),
+                name="usage_key_errors",
+            ),
+            models.Index(
+                fields=["account", "-created_at", "-id"],
+                condition=models.Q(estimated=True),
+                name="usage_account_estimated",
+            ),
+            models.Index(
+                fields=["account", "upstream_request_id"],
+                condition=~models.Q(upstream_request_id=""),
+                name="usage_upstream_request_id",
+            ),
+            models.Index(
+                fields=["account", "client_request_id"],
+                condition=~models.Q(client_request_id=""),
+                name="usage_client_request_id",
+            ),
         ]
 
     def __str__(self) -> str:

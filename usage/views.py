@@ -53,7 +53,7 @@ def usage_export(request: HtmxHttpRequest) -> HttpResponse:
     filename = f"usage-{span.first_day:%Y%m%d}-{span.last_day:%Y%m%d}.csv"
     rows = reports.export_rows(account, filters, names)
     # A StreamingHttpResponse is no HttpResponse subclass, but serves as one.
-    return csv_response(filename, reports.EXPORT_HEADER, rows)  # type: ignore[return-value]
+    return csv_response(request, filename, reports.EXPORT_HEADER, rows)  # type: ignore[return-value]
 
 
 def _query(params: QueryDict) -> str:

@@ -103,3 +103,14 @@ def price(value: Decimal | None) -> str:
     exponent = amount.as_tuple().exponent
     places = max(2, -exponent) if isinstance(exponent, int) else 2
     return f"${amount:,.{places}f}"
+
+
+@register.filter
+def usd_exact(value: Decimal | None) -> str:
+    """Every digit of an amount, for lines that must add up: $0.00000125."""
+    if value is None:
+        return "—"
+    amount = Decimal(str(value)).normalize()
+    text = f"{amount:f}"
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
