@@ -4,7 +4,7 @@ It runs in its own process, so its CPU is never counted as the gateway's, and
 is driven by run.py over stdin/stdout, one JSON object per line:
 
     -> {"op": "phase", "name": ..., "variants": [{"label": ..., "url": ...,
-        "headers": {...}, "body": {...}, "format": "chat" | "responses",
+        "headers": {...}, "body": {...}, "format": "chat" | "responses" | "embeddings",
         "expect_status": 200, "random_key": {"prefix": ..., "length": L}}, ...],
         "stream": bool, "concurrency": C, "requests": N, "warmup": W,
         "timeout_s": T, "deadline_s": D, "ramp_s": R}
@@ -52,6 +52,8 @@ from harness.procs import raise_nofile
 
 # Per stream format: the bytes that end a complete stream.
 STREAM_END = {"chat": b"data: [DONE]", "responses": b"event: response.completed"}
+# Formats answered whole only.
+NEVER_STREAMED = frozenset(("embeddings",))
 MAX_ERROR_SAMPLES = 5
 KEY_ALPHABET = string.ascii_letters + string.digits
 
@@ -91,8 +93,8 @@ class Variant:
         self.headers: dict = spec["headers"]
         self.payload: bytes = orjson.dumps(spec["body"])
         self.format: str = spec.get("format", "chat")
-        if self.format not in STREAM_END:
-            raise ValueError(f"unknown stream format {self.format!r}")
+        if self.format not in STREAM_END and self.format not in NEVER_STREAMED:
+            raise ValueError(f"unknown format {self.format!r}")
         self.expect: int = int(spec.get("expect_status", 200))
         random_key = spec.get("random_key")
         self.key_prefix: str | None = random_key["prefix"] if random_key else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 PLACEHOLDER_KEY = "sk-xxxxxxxxxxxxxxxxxxxxxxxx"
 FALLBACK_MODEL = "your-model-id"
+FALLBACK_EMBEDDING_MODEL = "your-embedding-model-id"
 # `curl -D -` prints header lines ending in CRLF; names come lower-case from
 # HTTP/2 and from PureBridge, and grep -i covers servers that capitalise them.
 # Each alternative is a whole header name or a family prefix, then the colon.
@@ -134,6 +135,74 @@ def _continue(v1: str, model: str) -> str:
     )
 
 
+def _continue_autocomplete(v1: str, model: str) -> str:
+    # Continue sends autocomplete (fill-in-the-middle: prompt and suffix) to
+    # the legacy /v1/completions when told to.
+    return (
+        "# ~/.continue/config.yaml: autocomplete through POST /v1/completions\n"
+        "models:\n"
+        f"  - name: {json.dumps(model + ' autocomplete')}\n"
+        "    provider: openai\n"
+        f"    model: {json.dumps(model)}\n"
+        f"    apiBase: {v1}\n"
+        f"    apiKey: {PLACEHOLDER_KEY}\n"
+        "    useLegacyCompletionsEndpoint: true\n"
+        "    roles: [autocomplete]"
+    )
+
+
+def _completions_curl(v1: str, model: str) -> str:
+    body = {
+        "model": model,
+        "prompt": "def fibonacci(n):\n",
+        "suffix": "\n\nprint(fibonacci(10))\n",
+        "max_tokens": 64,
+        "stop": ["\n\n"],
+    }
+    return (
+        f"curl {v1}/completions \\\n"
+        f'  -H "Authorization: Bearer {PLACEHOLDER_KEY}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        f"  -d '{_json(body)}'"
+    )
+
+
+def _embeddings_curl(v1: str, model: str) -> str:
+    body = {
+        "model": model,
+        "input": ["PureBridge routes every request.", "Budgets are set per key."],
+        "encoding_format": "float",
+    }
+    return (
+        f"curl {v1}/embeddings \\\n"
+        f'  -H "Authorization: Bearer {PLACEHOLDER_KEY}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        f"  -d '{_json(body)}'"
+    )
+
+
+def _embeddings_tools(v1: str, model: str) -> str:
+    return (
+        "# Dify: Settings > Model Provider > OpenAI-API-compatible > Add Model\n"
+        "#   Model Type: Text Embedding\n"
+        f"#   Model Name: {model}\n"
+        f"#   API endpoint URL: {v1}\n"
+        f"#   API Key: {PLACEHOLDER_KEY}\n"
+        "#   then choose it as the knowledge base's embedding model\n\n"
+        "# n8n: Embeddings OpenAI node\n"
+        f"#   Credential: OpenAI, API Key: {PLACEHOLDER_KEY}, Base URL: {v1}\n"
+        f"#   Model: {model}\n\n"
+        "# OpenAI Python SDK\n"
+        "from openai import OpenAI\n\n"
+        f'client = OpenAI(api_key="{PLACEHOLDER_KEY}", base_url="{v1}")\n'
+        "vectors = client.embeddings.create(\n"
+        f"    model={json.dumps(model)},\n"
+        '    input=["first document", "second document"],\n'
+        ")\n"
+        "print(len(vectors.data), vectors.usage.prompt_tokens)"
+    )
+
+
 def _workflows(v1: str, model: str) -> str:
     return (
         "# Dify: Settings > Model Provider > OpenAI-API-compatible\n"
@@ -184,11 +253,17 @@ OWN_KEY_SAMPLE = {
 }
 
 
-def docs_snippets(*, base_url: str, model: str, models: list[str]) -> dict[str, Snippet]:
+def docs_snippets(
+    *, base_url: str, model: str, models: list[str], embedding_model: str = FALLBACK_EMBEDDING_MODEL
+) -> dict[str, Snippet]:
     v1 = base_url.rstrip("/") + "/v1"
     key = PLACEHOLDER_KEY
     codes = {
         "chat": _chat_curl(v1, model),
+        "embeddings": _embeddings_curl(v1, embedding_model),
+        "embeddings_tools": _embeddings_tools(v1, embedding_model),
+        "completions": _completions_curl(v1, model),
+        "continue_autocomplete": _continue_autocomplete(v1, model),
         "list_models": f'curl {v1}/models \\\n  -H "Authorization: Bearer {key}"',
         "own_key": f'curl {v1}/key \\\n  -H "Authorization: Bearer {key}"',
         "own_key_response": _json(OWN_KEY_SAMPLE),

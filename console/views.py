@@ -7,7 +7,12 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import account_required, current_account
 from billing.selectors import balance_of
-from console.docs import FALLBACK_MODEL, PLACEHOLDER_KEY, docs_snippets
+from console.docs import (
+    FALLBACK_EMBEDDING_MODEL,
+    FALLBACK_MODEL,
+    PLACEHOLDER_KEY,
+    docs_snippets,
+)
 from console.htmx import HtmxHttpRequest
 from gateway.selectors import price_list
 from keys.models import ApiKey
@@ -48,13 +53,19 @@ def docs(request: HtmxHttpRequest) -> HttpResponse:
     models = prices.models
     requested = request.GET.get("model", "")
     model = requested if requested in models else (models[0] if models else FALLBACK_MODEL)
+    embedders = prices.embedding_models
+    embedding_model = (
+        model if model in embedders else (embedders[0] if embedders else FALLBACK_EMBEDDING_MODEL)
+    )
     context = {
         "api_base": _api_base(),
         "models": models,
         "model": model,
         "placeholder_key": PLACEHOLDER_KEY,
         "prices": prices,
-        "snippets": docs_snippets(base_url=_api_base(), model=model, models=models),
+        "snippets": docs_snippets(
+            base_url=_api_base(), model=model, models=models, embedding_model=embedding_model
+        ),
     }
     if request.htmx:
         return render(request, "console/docs-content.html", context)

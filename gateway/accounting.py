@@ -103,6 +103,10 @@ class Usage:
         """The same for a Responses API usage object."""
         return self._take(usage, reported.RESPONSES)
 
+    def take_embeddings_usage(self, usage: object) -> object:
+        """The same for an embeddings usage object (a prompt count only)."""
+        return self._take(usage, reported.EMBEDDINGS)
+
     def _take(self, usage: object, shape: tuple[str, str, str]) -> object:
         counts = reported.read(
             usage, shape, self.prompt_estimate, estimate_chars(self.completion_chars)

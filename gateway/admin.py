@@ -60,13 +60,14 @@ class RouteInline(admin.TabularInline):
 class CatalogModelAdmin(admin.ModelAdmin):
     list_display = (
         "public_id",
+        "kind",
         "enabled",
         "input_per_mtok",
         "cached_input_per_mtok",
         "output_per_mtok",
         "route_summary",
     )
-    list_filter = ("enabled",)
+    list_filter = ("kind", "enabled")
     search_fields = ("public_id",)
     inlines = [RouteInline]
 

@@ -18,7 +18,9 @@ from django.conf import settings
 from gateway import invalidation, journal
 from gateway.accounting import Usage
 from gateway.chat import chat_completions
+from gateway.completions import create_completion
 from gateway.db import run_db
+from gateway.embeddings import create_embeddings
 from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl, UsageBacklog
 from gateway.http import Receive, Request, Send
 from gateway.own_key import own_key
@@ -35,6 +37,8 @@ Handler = Callable[[Request, Usage], Awaitable[None]]
 ROUTES: dict[str, tuple[str, dict[str, Handler]]] = {
     "/v1/chat/completions": ("chat.completions", {"POST": chat_completions}),
     "/v1/responses": ("responses", {"POST": create_response}),
+    "/v1/embeddings": ("embeddings", {"POST": create_embeddings}),
+    "/v1/completions": ("completions", {"POST": create_completion}),
     "/v1/models": ("models", {"GET": list_models}),
     "/v1/key": ("key", {"GET": own_key}),
 }

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from gateway.db import database_down, run_db
-from gateway.errors import DatabaseUnavailable
+from gateway.errors import DatabaseUnavailable, InvalidRequest, ModelNotFound
 
 if TYPE_CHECKING:
+    from gateway.auth import KeyInfo
     from gateway.providers.base import Adapter
 
 
@@ -62,6 +63,7 @@ class ModelConfig:
     routes: tuple[RouteConfig, ...]
     default_max_output_tokens: int = 4096
     max_output_tokens: int | None = None  # None: the upstream's own limit
+    kind: str = "chat"  # or "embedding" (gateway.models.CatalogModel.Kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,30 @@ class Catalogue:
 
     def visible_to(self, allowed: frozenset[str] | None) -> list[ModelConfig]:
         return [m for m in self.models.values() if allowed is None or m.public_id in allowed]
+
+
+# What a request to a model of the other kind is told to use instead.
+_KIND_HINTS = {
+    "chat": "it is an embedding model: use POST /v1/embeddings",
+    "embedding": "it is not an embedding model: use a model of kind embedding",
+}
+
+
+def authorize(
+    catalogue: Catalogue, key: KeyInfo, model_id: str, kind: str | None = None
+) -> ModelConfig:
+    """The model, if it exists and this key may use it (else 404); with `kind`,
+    a model of another kind (a chat request to an embedding model, or the
+    reverse) is a 400 naming `model`."""
+    model = catalogue.models.get(model_id)
+    if model is None or (key.allowed_models is not None and model_id not in key.allowed_models):
+        raise ModelNotFound(model_id)
+    if kind is not None and model.kind != kind:
+        raise InvalidRequest(
+            f"The model `{model_id}` cannot be used with this endpoint: {_KIND_HINTS[kind]}.",
+            param="model",
+        )
+    return model
 
 
 def _load_catalogue() -> Catalogue:
@@ -121,6 +147,7 @@ def _load_catalogue() -> Catalogue:
             routes=tuple(routes.get(m.id, ())),
             default_max_output_tokens=m.default_max_output_tokens,
             max_output_tokens=m.max_output_tokens,
+            kind=m.kind,
         )
         for m in CatalogModel.objects.filter(enabled=True).order_by("public_id")
     }

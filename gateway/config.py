@@ -30,6 +30,7 @@ PROVIDER_KEYS = {
 }
 MODEL_KEYS = {
     "id",
+    "kind",
     "enabled",
     "owned_by",
     "input_per_mtok",
@@ -165,7 +166,13 @@ def _apply_provider(where: str, entry: dict, report: ConfigReport) -> Provider:
 
 def _apply_model(where: str, entry: object, providers: dict, report: ConfigReport) -> None:
     entry = check_keys(where, entry, MODEL_KEYS, ("id",))
+    kind = entry.get("kind", CatalogModel.Kind.CHAT)
+    if kind not in CatalogModel.Kind.values:
+        raise ConfigError(
+            f"{where}.kind: {kind!r} is not one of {', '.join(CatalogModel.Kind.values)}"
+        )
     fields: dict = {
+        "kind": kind,
         "enabled": bool(entry.get("enabled", True)),
         "owned_by": entry.get("owned_by", ""),
     }

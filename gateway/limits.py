@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from gateway import limiter_local, limiter_redis
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
 from gateway.limiter import WINDOW_MS, Reservation, Verdict
-from gateway.tokens import count_prompt, estimate_prompt_text
+from gateway.tokens import PlainInput, count_prompt, estimate_prompt_text
 from usage.budgets import MICROS, Window, balance_window, budget_windows, now, to_micros
 from usage.pricing import MILLION
 
@@ -122,9 +122,21 @@ class Ask:
     tokens: int  # prompt plus output cap
     cost_micros: int
     cap: int
-    cap_param: str  # the endpoint's name for the output cap
+    cap_param: str  # the endpoint's name for the output cap; "" when it has no output
     cap_set: bool  # the request set one (else the model's default was used)
     choices: int = 1  # n: each choice may use the whole cap
+
+    def parts(self) -> str:
+        """What the reservation is made of."""
+        return f"the prompt plus {self.cap_text()}" if self.cap_param else "the input"
+
+    def lower(self) -> str:
+        """What to lower for the request to fit."""
+        return f"{self.cap_param} or the prompt" if self.cap_param else "the input"
+
+    def smaller(self) -> str:
+        """What may fit in what is left."""
+        return f"a lower {self.cap_param}" if self.cap_param else "a smaller input"
 
     def cap_text(self) -> str:
         each = f" for each of n={self.choices} choices" if self.choices > 1 else ""
@@ -150,8 +162,7 @@ def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dic
         if ask.tokens > key.tpm_limit:
             return RateLimited(
                 f"Request too large for this key's tokens per minute: limit {key.tpm_limit}, "
-                f"requested {ask.tokens} (the prompt plus {ask.cap_text()}). "
-                f"Lower {ask.cap_param} or the prompt.",
+                f"requested {ask.tokens} ({ask.parts()}). Lower {ask.lower()}.",
                 headers={**headers, "x-should-retry": "false"},
             )
         return RateLimited(
@@ -175,10 +186,10 @@ def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dic
     if spent < limit:
         # Not used up: this request's worst case does not fit in what is left.
         return InsufficientQuota(
-            f"This request could cost up to {_money(ask.cost_micros)} (the prompt plus "
-            f"{ask.cap_text()}), more than the {_money(limit - spent)} left of this key's "
+            f"This request could cost up to {_money(ask.cost_micros)} ({ask.parts()}), "
+            f"more than the {_money(limit - spent)} left of this key's "
             f"{label[window.name]}: limit {_money(limit)}, spent {_money(spent)}. {when} "
-            f"A lower {ask.cap_param} may fit now.",
+            f"{ask.smaller().capitalize()} may fit now.",
             headers=headers,
         )
     return InsufficientQuota(
@@ -195,9 +206,9 @@ def _balance_refusal(window: Window, verdict: Verdict, ask: Ask, headers: dict):
     billing = f"{settings.PUREBRIDGE_CONSOLE_URL}/billing/"
     if left > 0:
         return InsufficientQuota(
-            f"This request could cost up to {_money(ask.cost_micros)} (the prompt plus "
-            f"{ask.cap_text()}), more than the {_money(left)} left of this account's balance "
-            f"(requests in flight included). Top up at {billing}; a lower {ask.cap_param} "
+            f"This request could cost up to {_money(ask.cost_micros)} ({ask.parts()}), "
+            f"more than the {_money(left)} left of this account's balance "
+            f"(requests in flight included). Top up at {billing}; {ask.smaller()} "
             f"may fit now.",
             headers=headers,
         )
@@ -225,26 +236,31 @@ async def admit(
     model,
     usage,
     *,
-    prompt: tuple[str, int],
+    prompt: tuple[str, int] | PlainInput,
     body: dict,
     cap_param: str = "max_tokens",
     choices: int = 1,
 ) -> None:
     """Admit the request or raise; on admission `usage.reservation` holds what
     was reserved and the response carries the key's x-ratelimit-* headers.
-    `cap_param` is the endpoint's name for the output cap, for messages;
-    `choices` how many answers it asks for (`n`), each reserved whole.
+    `cap_param` is the endpoint's name for the output cap, for messages ("":
+    an endpoint without output, embeddings, reserves none); `choices` how
+    many answers it asks for (`n`), each reserved whole.
 
-    `prompt` is the request's countable text and its number of messages. Keys
-    without limits skip the exact count: the estimate only serves records
-    whose upstream reports no usage."""
+    `prompt` is the request's countable text and its number of messages, or
+    a PlainInput (no messages). Keys without limits skip the exact count: the
+    estimate only serves records whose upstream reports no usage."""
     if not has_limits(key):
-        usage.prompt_estimate = estimate_prompt_text(*prompt)
+        usage.prompt_estimate = (
+            prompt.estimate() if isinstance(prompt, PlainInput) else estimate_prompt_text(*prompt)
+        )
         return
-    prompt_tokens = usage.prompt_estimate = await count_prompt(*prompt)
+    prompt_tokens = usage.prompt_estimate = (
+        await prompt.count() if isinstance(prompt, PlainInput) else await count_prompt(*prompt)
+    )
     windows = key_windows(key, now())
-    requested = _request_cap(body)
-    cap = requested or model.default_max_output_tokens
+    requested = _request_cap(body) if cap_param else None
+    cap = requested or (model.default_max_output_tokens if cap_param else 0)
     output = cap * choices
     tokens = prompt_tokens + output
     prices = model.prices

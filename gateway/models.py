@@ -53,7 +53,17 @@ class Provider(models.Model):
 class CatalogModel(models.Model):
     """A public PureBridge model id, priced per million tokens, served by routes."""
 
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat (chat completions, Responses, text completions)"
+        EMBEDDING = "embedding", "Embedding (/v1/embeddings)"
+
     public_id = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.CHAT,
+        help_text="Which endpoints may use it: a request to the other kind's gets a 400.",
+    )
     enabled = models.BooleanField(default=True)
     owned_by = models.CharField(max_length=64, blank=True)
     input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)

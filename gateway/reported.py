@@ -56,12 +56,17 @@ class Counts:
     reported: bool = False
 
 
-# The fields of a usage object, by shape: OpenAI chat completions and the
-# Responses API. (prompt, completion, prompt details, cached, cache write,
-# completion details, reasoning)
+# The fields of a usage object, by shape: OpenAI chat completions (and text
+# completions), the Responses API, and embeddings, which have no completion.
+# (prompt, completion, prompt details)
 CHAT = ("prompt_tokens", "completion_tokens", "prompt_tokens_details")
 RESPONSES = ("input_tokens", "output_tokens", "input_tokens_details")
-_COMPLETION_DETAILS = {CHAT: "completion_tokens_details", RESPONSES: "output_tokens_details"}
+EMBEDDINGS = ("prompt_tokens", "", "")
+_COMPLETION_DETAILS = {
+    CHAT: "completion_tokens_details",
+    RESPONSES: "output_tokens_details",
+    EMBEDDINGS: "",
+}
 
 
 def read(usage: object, shape: tuple[str, str, str], prompt: int, completion: int) -> Counts:
@@ -72,8 +77,11 @@ def read(usage: object, shape: tuple[str, str, str], prompt: int, completion: in
     raw = usage if isinstance(usage, dict) else {}
     counts = Counts()
     reported_prompt = count(raw.get(prompt_name))
-    reported_completion = count(raw.get(completion_name))
-    counts.reported = reported_prompt is not None or reported_completion is not None
+    # A shape without a completion (embeddings) reports none, rightly.
+    reported_completion = count(raw.get(completion_name)) if completion_name else 0
+    counts.reported = reported_prompt is not None or (
+        reported_completion is not None and bool(completion_name)
+    )
     if reported_prompt is None:
         counts.replaced.append(prompt_name)
         reported_prompt = prompt
@@ -109,8 +117,10 @@ def as_reported(usage: object, counts: Counts, shape: tuple[str, str, str]) -> d
     raw = dict(usage) if isinstance(usage, dict) else {}
     prompt_name, completion_name, prompt_details_name = shape
     raw[prompt_name] = counts.prompt
-    raw[completion_name] = counts.completion
     raw["total_tokens"] = counts.prompt + counts.completion
+    if not completion_name:  # embeddings: a prompt count and its total only
+        return raw
+    raw[completion_name] = counts.completion
     prompt_details = raw.get(prompt_details_name)
     raw[prompt_details_name] = {
         **(prompt_details if isinstance(prompt_details, dict) else {}),

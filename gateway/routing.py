@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -13,8 +14,9 @@ from gateway import journal
 from gateway.accounting import Usage
 from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.cooldown import cooldowns
-from gateway.errors import GatewayError, ServiceUnavailable
+from gateway.errors import GatewayError, InvalidRequest, ServiceUnavailable
 from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
+from gateway.providers.openai import OpenAIAdapter
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,23 @@ def upstream_call(model: ModelConfig, body: dict, stream: bool, usage: Usage) ->
 
 async def chat_attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:
     return await route.adapter.chat(call)
+
+
+def openai_routes(model: ModelConfig, endpoint: str) -> ModelConfig:
+    """`model` with only its routes to OpenAI-compatible upstreams, for the
+    endpoints only they serve (embeddings, text completions): a route to
+    Anthropic is skipped, not tried and failed (which would cool it down for
+    chat too). A model with none of them is a 400."""
+    routes = tuple(r for r in model.routes if isinstance(r.adapter, OpenAIAdapter))
+    if len(routes) == len(model.routes):
+        return model
+    if not routes:
+        raise InvalidRequest(
+            f"The model `{model.public_id}` cannot be used with {endpoint}: "
+            "none of its upstreams is OpenAI-compatible.",
+            param="model",
+        )
+    return dataclasses.replace(model, routes=routes)
 
 
 async def open_route(

@@ -17,6 +17,7 @@ class ModelPrice:
     cached_input: Decimal
     output: Decimal
     cache_write: Decimal | None  # None: prompt-cache writes cost the input price
+    kind: str = CatalogModel.Kind.CHAT
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,18 @@ class PriceList:
     def models(self) -> list[str]:
         return [row.model for row in self.rows]
 
+    @property
+    def embedding_models(self) -> list[str]:
+        return [row.model for row in self.rows if row.kind == CatalogModel.Kind.EMBEDDING]
+
 
 def price_list() -> PriceList:
     """Every enabled model with its prices, by id: the models /v1/models lists."""
     fields = ("public_id", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok")
     rows = CatalogModel.objects.filter(enabled=True).order_by("public_id")
     return PriceList(
-        [ModelPrice(*values) for values in rows.values_list(*fields, "cache_write_per_mtok")]
+        [
+            ModelPrice(*values)
+            for values in rows.values_list(*fields, "cache_write_per_mtok", "kind")
+        ]
     )

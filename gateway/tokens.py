@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from dataclasses import dataclass
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4  # role and separators, as OpenAI's own counting adds
@@ -118,3 +119,36 @@ async def count_prompt(text: str, messages: int) -> int:
     if len(text) > THREAD_THRESHOLD:
         return prompt_overhead(messages) + await asyncio.to_thread(count_text, text)
     return prompt_overhead(messages) + count_text(text)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainInput:
+    """The input of an embeddings or text completions request: text, and
+    token ids sent as they are. No chat framing is added to either."""
+
+    text: str
+    tokens: int  # token ids given in token arrays, each one token
+
+    def estimate(self) -> int:
+        return self.tokens + estimate_chars(len(self.text))
+
+    async def count(self) -> int:
+        if len(self.text) > THREAD_THRESHOLD:
+            return self.tokens + await asyncio.to_thread(count_text, self.text)
+        return self.tokens + count_text(self.text)
+
+
+def plain_input(*values: object) -> PlainInput:
+    """A string, a list of strings, a token array or a list of token arrays
+    (validated already: gateway/validate.py), and any more such (a suffix)."""
+    texts: list[str] = []
+    tokens = 0
+    for value in values:
+        for part in value if isinstance(value, list) else (value,):
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, list):
+                tokens += len(part)
+            elif isinstance(part, int):
+                tokens += 1
+    return PlainInput("\n".join(texts), tokens)

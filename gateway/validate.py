@@ -18,6 +18,52 @@ CHAT_ROLES = frozenset(("system", "developer", "user", "assistant", "tool", "fun
 INPUT_ROLES = frozenset(("system", "developer", "user", "assistant"))
 
 
+def model_id(body: dict) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    return model
+
+
+def stream_flags(body: dict) -> tuple[bool, bool]:
+    """`stream`, and whether the client asked for usage in it (`stream_options`)."""
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    return bool(stream), bool(options and options.get("include_usage"))
+
+
+def plain_input(body: dict, name: str) -> None:
+    """An embeddings `input` or a text completion's `prompt`: a string, a list
+    of strings, a token array or a list of token arrays (never empty)."""
+    value = body.get(name)
+    if isinstance(value, str):
+        return
+    shape = (
+        f"'{name}' must be a string, an array of strings, an array of token ids "
+        "or an array of arrays of token ids"
+    )
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(
+            f"{shape}, not {_kind(value) if value != [] else 'an empty array'}.", param=name
+        )
+    if all(isinstance(part, str) for part in value) or _token_ids(value):
+        return
+    for i, part in enumerate(value):
+        if not (isinstance(part, list) and part and _token_ids(part)):
+            raise InvalidRequest(
+                f"{shape}: {name}[{i}] is {_kind(part)}, not a non-empty array of token ids.",
+                param=f"{name}[{i}]",
+            )
+
+
+def _token_ids(values: list) -> bool:
+    return all(type(v) is int and v >= 0 for v in values)
+
+
 def whole_number(body: dict, name: str, *, most: int | None = None) -> int | None:
     """A positive integer field (absent or null: None), at most `most`."""
     value = body.get(name)

@@ -10,8 +10,7 @@ from django.db import connection
 
 from gateway.accounting import Usage
 from gateway.auth import authenticate
-from gateway.catalogue import ModelConfig, get_catalogue
-from gateway.chat import authorize
+from gateway.catalogue import ModelConfig, authorize, get_catalogue
 from gateway.db import probe_db
 from gateway.http import Request
 

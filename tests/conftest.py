@@ -216,10 +216,17 @@ def dead_base_url() -> str:
 
 @pytest.fixture
 def make_model(transactional_db, fake_upstream):
-    """A public model whose routes go to the fake upstream (or another provider)."""
+    """A public model (of `kind`, chat or embedding) whose routes go to the
+    fake upstream (or another provider)."""
     from gateway.models import CatalogModel, Provider, Route
 
-    def make(public_id: str = "test-model", *upstream_models: str, provider=None, **prices):
+    def make(
+        public_id: str = "test-model",
+        *upstream_models: str,
+        provider=None,
+        kind: str = "chat",
+        **prices,
+    ):
         provider = (
             provider
             or Provider.objects.get_or_create(
@@ -228,6 +235,7 @@ def make_model(transactional_db, fake_upstream):
         )
         model = CatalogModel.objects.create(
             public_id=public_id,
+            kind=kind,
             input_per_mtok=Decimal(prices.get("input", "1.25")),
             cached_input_per_mtok=Decimal(prices.get("cached", "0.125")),
             output_per_mtok=Decimal(prices.get("output", "10")),

@@ -32,8 +32,10 @@ string, e.g. `fake?status=500`, `fake?tokens=20&interval_ms=50`.
                       (the server on PORT, if a fake too, answers as if not asked to)
 
 The same server speaks Anthropic's Messages API (`/v1/messages`,
-tests/fake_anthropic.py) and OpenAI's Responses API (`/v1/responses`,
-tests/fake_responses.py) with the same options.
+tests/fake_anthropic.py), OpenAI's Responses API (`/v1/responses`,
+tests/fake_responses.py), embeddings (`/v1/embeddings`, tests/fake_embeddings.py)
+and legacy text completions (`/v1/completions`, tests/fake_completions.py) with
+the same options.
 
 `GET /_requests` lists what was received (headers and body); `GET /_stats`
 counts requests to any other path (`hits`), streams started and completed, and
@@ -53,7 +55,7 @@ from functools import partial
 import orjson
 from aiohttp import web
 
-from tests import fake_anthropic, fake_responses
+from tests import fake_anthropic, fake_completions, fake_embeddings, fake_responses
 from tests.options import json_answer, reported, total
 from tests.options import options as _options
 
@@ -102,6 +104,8 @@ class FakeUpstream:
         self.app.router.add_post("/v1/chat/completions", self.chat)
         self.app.router.add_post("/v1/messages", partial(fake_anthropic.messages, self))
         self.app.router.add_post("/v1/responses", partial(fake_responses.responses, self))
+        self.app.router.add_post("/v1/embeddings", partial(fake_embeddings.embeddings, self))
+        self.app.router.add_post("/v1/completions", partial(fake_completions.completions, self))
         self.app.router.add_get("/_requests", self.list_requests)
         self.app.router.add_get("/_stats", self.get_stats)
         self.app.router.add_post("/_reset", self.reset)
@@ -145,20 +149,7 @@ class FakeUpstream:
         if opts.get("hang"):
             await self._wait(3600)
         if "status" in opts:
-            status = int(opts["status"])
-            if "retry_after" in opts:
-                headers["retry-after"] = opts["retry_after"]
-            message = f"fake upstream error {status} for {body.get('model')}"
-            if opts.get("leak"):
-                auth = request.headers.get("Authorization", "")
-                message += f" (POST {request.url} with {auth})"
-            error = {
-                "message": message,
-                "type": "invalid_request_error" if status < 500 else "server_error",
-                "param": None,
-                "code": opts.get("code", "fake_error"),
-            }
-            return web.json_response({"error": error}, status=status, headers=headers)
+            return self.error_answer(request, body, opts, headers)
         first_ms = int(opts.get("first_ms", 0))
         if body.get("stream"):
             return await self._stream(request, body, opts, headers, n, first_ms)
@@ -189,6 +180,25 @@ class FakeUpstream:
         if not opts.get("no_usage"):
             answer["usage"] = _usage(opts, tokens)
         return await json_answer(request, answer, headers, opts)
+
+    def error_answer(
+        self, request: web.Request, body: dict, opts: dict, headers: dict
+    ) -> web.Response:
+        """`status=N`: an OpenAI error body with that status."""
+        status = int(opts["status"])
+        if "retry_after" in opts:
+            headers["retry-after"] = opts["retry_after"]
+        message = f"fake upstream error {status} for {body.get('model')}"
+        if opts.get("leak"):
+            auth = request.headers.get("Authorization", "")
+            message += f" (POST {request.url} with {auth})"
+        error = {
+            "message": message,
+            "type": "invalid_request_error" if status < 500 else "server_error",
+            "param": None,
+            "code": opts.get("code", "fake_error"),
+        }
+        return web.json_response({"error": error}, status=status, headers=headers)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep before answering; a client that leaves meanwhile counts as gone."""

@@ -11,11 +11,19 @@ MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": U
 # The same request in the Responses API's words.
 RESPONSES_INPUT = {"instructions": SYSTEM, "input": USER}
 
+# An embeddings request as the OpenAI SDK sends it by default (base64), for
+# vectors of text-embedding-3-small's size.
+EMBEDDINGS_INPUT = {"input": USER, "encoding_format": "base64", "dimensions": 1536}
+
 # Per API the client speaks: its path under /v1, and the request body for a model.
 APIS: dict[str, tuple[str, Callable[[str], dict]]] = {
     "chat": ("chat/completions", lambda model: {"model": model, "messages": MESSAGES}),
     "responses": ("responses", lambda model: {"model": model, **RESPONSES_INPUT}),
+    "embeddings": ("embeddings", lambda model: {"model": model, **EMBEDDINGS_INPUT}),
 }
+# APIs every OpenAI-compatible upstream is sent as the client sent them (the
+# model renamed): directly, the fake is asked the same.
+PASSED_THROUGH = frozenset(("embeddings",))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import phases
 from harness import report
-from harness.asks import RANDOM_KEY, Ask, Background, loadgen_variant
+from harness.asks import PASSED_THROUGH, RANDOM_KEY, Ask, Background, loadgen_variant
 from harness.base import HOST, ROOT, VIAS, log
 from harness.loadgen_driver import LoadGen
 from harness.machine import CpuWindow, children, service_pids, wait_for_calm, wait_for_quiet
@@ -119,7 +119,7 @@ class Bench:
             self.procs, self.fake_port, self.tmp / "fake-upstream.log", self.harness_cpus
         )
         self.autovacuum_paused = pause_autovacuum()
-        self.keys = seed(self.tmp, self.fake_port, self.models, phases.keys())
+        self.keys = seed(self.tmp, self.fake_port, self.models, phases.keys(), phases.kinds())
         self.gunicorn, self.workers = start_gateway(
             self.procs,
             app=self.args.app,
@@ -295,7 +295,7 @@ class Bench:
             secret = "made-up" if key == RANDOM_KEY else self.keys[key]
             return loadgen_variant(ask, base, ask.model, secret, ask.api, stream)
         # A chat-only upstream gets what PureBridge translates a Responses request into.
-        api = ask.api if provider == RESPONSES_PROVIDER else "chat"
+        api = ask.api if provider == RESPONSES_PROVIDER or ask.api in PASSED_THROUGH else "chat"
         base = f"http://{HOST}:{self.fake_port}/v1"
         return loadgen_variant(ask, base, upstream, "bench", api, stream)
 

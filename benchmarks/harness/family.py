@@ -42,6 +42,8 @@ class Family:
     targets: Callable[[dict], dict] = _no_targets
     # Public model id -> (upstream model, provider), loaded into PureBridge.
     models: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Public model id -> its kind in the catalogue, for those not "chat".
+    kinds: dict[str, str] = field(default_factory=dict)
     # API keys it sends with beyond seed.KEYS, by the name its Asks give.
     keys: dict[str, Key] = field(default_factory=dict)
     warmups: tuple[Warmup, ...] = ()

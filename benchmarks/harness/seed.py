@@ -71,20 +71,25 @@ def manage(*argv: str) -> str:
 
 
 def seed(
-    tmp: Path, fake_port: int, models: dict[str, tuple[str, str]], keys: dict[str, Key]
+    tmp: Path,
+    fake_port: int,
+    models: dict[str, tuple[str, str]],
+    keys: dict[str, Key],
+    kinds: dict[str, str],
 ) -> dict[str, str]:
     """Migrate, load the providers and `models` (public id -> (upstream model,
-    provider)), create `keys`: their secrets by name."""
+    provider); of the kind `kinds` gives, else chat), create `keys`: their
+    secrets by name."""
     log("manage.py migrate")
     manage("migrate", "--noinput")
     config = tmp / "bench.toml"
-    config.write_text(config_toml(fake_port, models))
+    config.write_text(config_toml(fake_port, models, kinds))
     log(f"manage.py loadconfig {config}")
     manage("loadconfig", str(config))
     return {name: create_key(key) for name, key in keys.items()}
 
 
-def config_toml(fake_port: int, models: dict[str, tuple[str, str]]) -> str:
+def config_toml(fake_port: int, models: dict[str, tuple[str, str]], kinds: dict[str, str]) -> str:
     lines = []
     for provider, responses_api in PROVIDERS:
         lines += [
@@ -100,6 +105,7 @@ def config_toml(fake_port: int, models: dict[str, tuple[str, str]]) -> str:
         lines += [
             "[[models]]",
             f'id = "{public}"',
+            f'kind = "{kinds.get(public, "chat")}"',
             'input_per_mtok = "1.25"',
             'cached_input_per_mtok = "0.125"',
             'output_per_mtok = "10.00"',

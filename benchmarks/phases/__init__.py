@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from harness.family import Family
 from harness.seed import KEYS, Key
-from phases import admission, balance, flood, nonstream, responses, slow, streams
+from phases import admission, balance, embeddings, flood, nonstream, responses, slow, streams
 
 # The order they run in. A phase can inherit what the one before it left
 # behind (usage records for PostgreSQL to write, worker memory): moving one
@@ -22,6 +22,7 @@ PHASES: tuple[Family, ...] = (
     balance.FAMILY,
     streams.FAMILY,
     responses.FAMILY,
+    embeddings.FAMILY,
     slow.FAMILY,
     flood.FAMILY,
 )
@@ -59,6 +60,11 @@ def reported(families: tuple[Family, ...]) -> tuple[Family, ...]:
 def models() -> dict[str, tuple[str, str]]:
     """Every phase's models: public id -> (upstream model, provider)."""
     return {public: route for family in PHASES for public, route in family.models.items()}
+
+
+def kinds() -> dict[str, str]:
+    """Every phase's models that are not chat models: public id -> kind."""
+    return {public: kind for family in PHASES for public, kind in family.kinds.items()}
 
 
 def keys() -> dict[str, Key]:

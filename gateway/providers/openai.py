@@ -1,4 +1,5 @@
-"""Any upstream that speaks OpenAI's chat completions API."""
+"""Any upstream that speaks OpenAI's API: chat completions, and the Responses
+API, embeddings and text completions for the upstreams that serve them."""
 
 from __future__ import annotations
 
@@ -29,14 +30,20 @@ class OpenAIAdapter(HTTPAdapter):
         return headers
 
     async def chat(self, call: UpstreamCall) -> UpstreamReply:
+        return await self._choices("/chat/completions", call, "a chat completion")
+
+    async def completions(self, call: UpstreamCall) -> UpstreamReply:
+        """/v1/completions (legacy text completions), passed through."""
+        return await self._choices("/completions", call, "a text completion")
+
+    async def _choices(self, path: str, call: UpstreamCall, what: str) -> UpstreamReply:
+        """An answer with `choices`, whole or as a stream of chunks."""
         body = dict(call.body)
         body["model"] = call.upstream_model
         if call.stream:
             # Always ask for usage; the relay drops that chunk if the client did not.
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        reply, response, started = await self.open(
-            "/chat/completions", body, self.headers(call), call
-        )
+        reply, response, started = await self.open(path, body, self.headers(call), call)
         if call.stream:
             reply.stream = OpenAIChunkStream(
                 self.events(response, started), lambda text: self.redact(text, call)
@@ -44,7 +51,17 @@ class OpenAIAdapter(HTTPAdapter):
             return reply
         reply.body = await self.read_json(response, started)
         if not isinstance(reply.body.get("choices"), list):
-            raise RetryableError(UpstreamError("The upstream answer is not a chat completion."))
+            raise RetryableError(UpstreamError(f"The upstream answer is not {what}."))
+        return reply
+
+    async def embeddings(self, call: UpstreamCall) -> UpstreamReply:
+        """/v1/embeddings passed through: vectors as floats or base64, untouched."""
+        body = dict(call.body)
+        body["model"] = call.upstream_model
+        reply, response, started = await self.open("/embeddings", body, self.headers(call), call)
+        reply.body = await self.read_json(response, started)
+        if not isinstance(reply.body.get("data"), list):
+            raise RetryableError(UpstreamError("The upstream answer is not a list of embeddings."))
         return reply
 
     async def responses(self, call: UpstreamCall) -> UpstreamReply:

@@ -16,13 +16,12 @@ from django.conf import settings
 from gateway import limits, validate
 from gateway.accounting import Usage
 from gateway.auth import authenticate
-from gateway.catalogue import RouteConfig, get_catalogue
-from gateway.chat import SSE_HEADERS, authorize
+from gateway.catalogue import RouteConfig, authorize, get_catalogue
 from gateway.errors import GatewayError, InvalidRequest, UpstreamError
 from gateway.http import Request
 from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
 from gateway.providers.openai import OpenAIAdapter
-from gateway.relay import drain
+from gateway.relay import SSE_HEADERS, drain
 from gateway.responses.ids import new_id
 from gateway.responses.store import conversation_get, conversation_put
 from gateway.responses.stream import TranslatedEvents
@@ -74,7 +73,7 @@ async def create_response(req: Request, usage: Usage) -> None:
     body = req.json()
     model_id, stream = _validate(body)
     usage.stream = stream
-    model = usage.model = authorize(await get_catalogue(), key, model_id)
+    model = usage.model = authorize(await get_catalogue(), key, model_id, "chat")
     validate.output_caps(body, model, ("max_output_tokens",))
     items = input_items(body) if "input" in body else []
     previous = body.get("previous_response_id")

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from console.docs import HEADER_PATTERN, PLACEHOLDER_KEY
+from console.docs import FALLBACK_EMBEDDING_MODEL, HEADER_PATTERN, PLACEHOLDER_KEY
 
 SECRET = re.compile(r"sk-pb-[A-Za-z0-9]{48}")
 
@@ -52,7 +52,7 @@ def test_every_snippet_uses_the_placeholder_key_never_a_real_one(owner_client, s
 @pytest.mark.parametrize(
     "name",
     ["chat", "sse", "verify", "env", "python", "fields", "codex", "opencode", "aider"]
-    + ["continue", "cline", "workflows"],
+    + ["continue", "cline", "workflows", "completions", "continue-autocomplete"],
 )
 def test_the_chosen_model_is_in_every_snippet(anonymous_client, site, name):
     page = anonymous_client.get("/docs/?model=gpt-5.4-mini").content.decode()
@@ -163,3 +163,60 @@ def test_the_docs_list_get_v1_key_among_the_routes(anonymous_client, site):
 
     assert '<strong class="mono">/v1/key</strong>' in page
     assert 'href="#own-key"' in page
+
+
+def test_the_embeddings_snippets_use_an_embedding_model(anonymous_client, site, make_model):
+    make_model("embed-small", kind="embedding")
+
+    page = anonymous_client.get("/docs/?model=gpt-5.4-mini").content.decode()
+
+    for name in ("embeddings", "embeddings-tools"):
+        assert "embed-small" in snippet(page, name)
+        assert "gpt-5.4-mini" not in snippet(page, name)
+    assert "Text Embedding" in snippet(page, "embeddings-tools")
+
+
+def test_without_an_embedding_model_the_snippets_say_to_pick_one(anonymous_client, site):
+    page = anonymous_client.get("/docs/").content.decode()
+
+    assert FALLBACK_EMBEDDING_MODEL in snippet(page, "embeddings")
+
+
+def test_the_continue_autocomplete_snippet_uses_the_legacy_completions_endpoint(
+    anonymous_client, site
+):
+    config = snippet(anonymous_client.get("/docs/").content.decode(), "continue-autocomplete")
+
+    assert "useLegacyCompletionsEndpoint: true" in config
+    assert "roles: [autocomplete]" in config
+    assert "apiBase: https://api.example.test/v1" in config
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "field"),
+    [("embeddings", "embedding", "data"), ("completions", "chat", "choices")],
+)
+def test_the_documented_curl_works_against_this_server(
+    live, settings, make_model, api_key, anonymous_client, name, kind, field
+):
+    settings.PUREBRIDGE_API_BASE_URL = live.url
+    make_model("the-model", kind=kind)
+    command = snippet(anonymous_client.get("/docs/").content.decode(), name)
+
+    result = subprocess.run(
+        [
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+            command.replace(PLACEHOLDER_KEY, api_key) + " --fail -sS",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["model"] == "the-model"
+    assert answer[field]

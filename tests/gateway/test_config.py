@@ -90,6 +90,20 @@ def test_prices_are_stored_exactly(load):
     assert model.output_per_mtok == Decimal("10.00")
 
 
+def test_a_models_kind_is_loaded_and_defaults_to_chat(load):
+    load(
+        ISSUE_TOML + '[[models]]\nid = "embed-small"\nkind = "embedding"\ninput_per_mtok = "0.02"\n'
+        '[[models.routes]]\nprovider = "openai"\nupstream_model = "text-embedding-3-small"\n'
+    )
+
+    kinds = dict(CatalogModel.objects.values_list("public_id", "kind"))
+    assert kinds == {
+        "codex-auto-review": "chat",
+        "gpt-5.4-mini": "chat",
+        "embed-small": "embedding",
+    }
+
+
 def test_routes_are_kept_in_the_order_written(load):
     load(ISSUE_TOML)
 
@@ -304,6 +318,13 @@ def test_changed_api_key_env_value_updates_the_provider(load, monkeypatch):
             '[[models.routes]]\nprovider = "e"\nupstream_model = "u"\n',
             "price",
             id="unknown-model-field",
+        ),
+        pytest.param(
+            '[[providers]]\nname = "e"\nkind = "echo"\n'
+            '[[models]]\nid = "m"\nkind = "image"\n'
+            '[[models.routes]]\nprovider = "e"\nupstream_model = "u"\n',
+            "models[0].kind: 'image' is not one of chat, embedding",
+            id="unknown-model-kind",
         ),
         pytest.param("[settings]\nx = 1\n", "settings", id="unknown-table"),
         pytest.param('[[providers]\nname = "broken"\n', "invalid TOML", id="invalid-toml"),

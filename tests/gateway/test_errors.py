@@ -200,7 +200,12 @@ def test_disabled_model_gets_404(http, api_key, make_model):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/nope"), ("POST", "/v1/completions"), ("GET", "/v1"), ("POST", "/v1/embeddings")],
+    [
+        ("GET", "/v1/nope"),
+        ("POST", "/v1/images/generations"),
+        ("GET", "/v1"),
+        ("POST", "/v1/audio/speech"),
+    ],
 )
 def test_unknown_v1_url_gets_404(http, api_key, method, path):
     response = http.request(method, path, headers={"Authorization": f"Bearer {api_key}"})
