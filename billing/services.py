@@ -16,7 +16,9 @@ from decimal import Decimal
 from typing import Protocol
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import CharField, Exists, OuterRef, Q, Sum, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
 
 from accounts.models import Account
 from billing.models import Balance, LedgerEntry
@@ -123,6 +125,50 @@ def usage_debit(records: Iterable[Written]) -> None:
             amount=-costs[account_id],
             source=f"usage:{account_id}:{first[account_id]}",
         )
+
+
+def credits_expire(*, now: datetime | None = None) -> int:
+    """Post an expiry for each credit (a plan bought or redeemed with a
+    validity) past its `expires_at`: what is left of it. Returns how many
+    credits were expired (an entry each, $0 when all of it was used).
+
+    Spending uses the credit that expires first, so a credit expiring has
+    been spent before every credit still valid: what is left of it is the
+    balance less those (all of their amounts, refunds of them not netted, so
+    an error only ever leaves the customer more). Under the balance's lock,
+    once per credit (`expiry:<entry id>`)."""
+    now = now or timezone.now()
+    done = LedgerEntry.objects.filter(
+        source=Concat(Value("expiry:"), Cast(OuterRef("pk"), CharField()))
+    )
+    due = (
+        LedgerEntry.objects.filter(expires_at__lte=now, amount_usd__gt=0)
+        .exclude(kind__in=[Kind.USAGE, Kind.EXPIRY])
+        .exclude(Exists(done))
+        .order_by("expires_at", "id")
+    )
+    expired = 0
+    for credit in due:
+        with transaction.atomic():
+            balance = _locked_balance(credit.account_id)
+            valid = (
+                LedgerEntry.objects.filter(account_id=credit.account_id, amount_usd__gt=0)
+                .exclude(kind__in=[Kind.USAGE, Kind.EXPIRY])
+                .exclude(pk=credit.pk)
+                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=credit.expires_at))
+                .aggregate(total=Sum("amount_usd"))["total"]
+            ) or Decimal(0)
+            left = min(max(balance.amount_usd - valid, Decimal(0)), credit.amount_usd)
+            posted = ledger_post(
+                account_id=credit.account_id,
+                kind=Kind.EXPIRY,
+                amount=-left if left else Decimal(0),
+                source=f"expiry:{credit.pk}",
+                reference=credit.reference,
+                reason=f"Unused credit from {credit.created_at:%Y-%m-%d} expired",
+            )
+            expired += posted is not None
+    return expired
 
 
 @dataclass(frozen=True, slots=True)

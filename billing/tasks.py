@@ -27,6 +27,15 @@ def reconcile_books() -> int:
 
 
 @shared_task(ignore_result=True)
+def expire_credits() -> int:
+    """Take back what is left of credits past their validity
+    (billing.services.credits_expire); returns how many expired."""
+    from billing.services import credits_expire
+
+    return credits_expire()
+
+
+@shared_task(ignore_result=True)
 def fulfil_lost_checkouts() -> int:
     """Credit purchases paid on Stripe whose webhook never came
     (billing.checkout.checkout_sweep); returns how many."""

@@ -309,6 +309,8 @@ CELERY_BEAT_SCHEDULE = {
     # was lost: each waiting one (older than 5 minutes, the webhook's turn) is
     # asked of Stripe. Every 10 minutes bounds how long a customer waits.
     "fulfil-lost-checkouts": {"task": "billing.tasks.fulfil_lost_checkouts", "schedule": 600.0},
+    # Credits past their plan's validity (billing.services.credits_expire).
+    "expire-credits": {"task": "billing.tasks.expire_credits", "schedule": 600.0},
     # Low-balance alerts (billing/alerts.py): balances below the threshold their
     # account set, whose crossing is not mailed yet. A sweep, not a task queued
     # by the usage writer, which must not wait on the broker inside its

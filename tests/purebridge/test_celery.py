@@ -28,6 +28,7 @@ def test_every_task_is_acknowledged_after_it_ran_and_given_back_if_its_worker_di
         "billing.tasks.sweep_low_balance_alerts",
         "usage.tasks.check_spend_anomalies",
         "usage.tasks.purge_usage",
+        "billing.tasks.expire_credits",
     }
     for task in tasks.values():
         assert (task.name, task.acks_late, task.reject_on_worker_lost) == (task.name, True, True)
@@ -57,5 +58,6 @@ def test_every_periodic_task_is_scheduled_in_the_one_beat_schedule():
         "billing.tasks.sweep_low_balance_alerts",
         "usage.tasks.check_spend_anomalies",
         "usage.tasks.purge_usage",
+        "billing.tasks.expire_credits",
     }
     assert scheduled <= set(tasks)
