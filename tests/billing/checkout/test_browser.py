@@ -98,8 +98,10 @@ def test_a_new_user_buys_spends_and_redeems_and_the_billing_page_shows_it_all(
         with openai.OpenAI(
             base_url=f"{live.url}/v1", api_key=secret, max_retries=0, timeout=20
         ) as sdk:
+            # An output cap whose worst case the $12.50 covers (the model's
+            # default cap would be refused by the balance).
             sdk.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": "hello"}]
+                model=model, messages=[{"role": "user", "content": "hello"}], max_tokens=100
             )
 
     orm(spend)
