@@ -4,10 +4,8 @@ through to Anthropic routes, translated for OpenAI-compatible ones."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from decimal import Decimal
 
-import anthropic
 import orjson
 import pytest
 
@@ -19,33 +17,6 @@ LOOKUP = {
     "description": "Look a thing up.",
     "input_schema": {"type": "object", "properties": {"x": {"type": "integer"}}},
 }
-
-
-@pytest.fixture
-def sdk(live, api_key) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=live.url, api_key=api_key, max_retries=0, timeout=20) as c:
-        yield c
-
-
-@pytest.fixture
-def claude(make_model, make_provider):
-    """A public model `claude` served by the fake's Anthropic API."""
-
-    def make(*upstream_models: str, **prices):
-        provider = make_provider("fake-anthropic", kind="anthropic", api_key="anthropic-key")
-        return make_model("claude", *(upstream_models or ("fake",)), provider=provider, **prices)
-
-    return make
-
-
-@pytest.fixture
-def gpt(make_model):
-    """A public model `gpt` served by the fake's chat completions API."""
-
-    def make(*upstream_models: str, **prices):
-        return make_model("gpt", *(upstream_models or ("fake",)), **prices)
-
-    return make
 
 
 def cost(
@@ -69,11 +40,11 @@ def cost(
 
 
 def test_anthropic_route_gets_the_request_as_sent_with_its_model_rewritten(
-    sdk, claude, fake_upstream, usage_records
+    anthropic_client, claude_route, fake_upstream, usage_records
 ):
-    claude("claude-upstream-1")
+    claude_route("claude-upstream-1")
 
-    message = sdk.messages.create(
+    message = anthropic_client.messages.create(
         model="claude",
         max_tokens=64,
         system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
@@ -93,7 +64,10 @@ def test_anthropic_route_gets_the_request_as_sent_with_its_model_rewritten(
     }
     assert sent["headers"]["x-api-key"] == "anthropic-key"
     # The version the client was written against, not the one PureBridge speaks.
-    assert sent["headers"]["anthropic-version"] == sdk.default_headers["anthropic-version"]
+    assert (
+        sent["headers"]["anthropic-version"]
+        == anthropic_client.default_headers["anthropic-version"]
+    )
     assert sent["headers"]["anthropic-beta"] == "prompt-caching-2024-07-31"
     [record] = usage_records()
     assert (record.endpoint, record.model, record.upstream_model) == (
@@ -106,12 +80,12 @@ def test_anthropic_route_gets_the_request_as_sent_with_its_model_rewritten(
 
 
 def test_cache_reads_and_writes_through_an_anthropic_route_are_priced_as_chat_prices_them(
-    sdk, claude, usage_records
+    anthropic_client, claude_route, usage_records
 ):
-    claude("fake?prompt=100&cached=300&cache_write=50", input="3", cached="0.3", output="15")
+    claude_route("fake?prompt=100&cached=300&cache_write=50", input="3", cached="0.3", output="15")
     CatalogModel.objects.filter(public_id="claude").update(cache_write_per_mtok=Decimal("3.75"))
 
-    message = sdk.messages.create(
+    message = anthropic_client.messages.create(
         model="claude", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
     )
 
@@ -128,11 +102,11 @@ def test_cache_reads_and_writes_through_an_anthropic_route_are_priced_as_chat_pr
 
 
 def test_a_stream_through_an_anthropic_route_is_passed_on_event_by_event(
-    sdk, claude, usage_records
+    anthropic_client, claude_route, usage_records
 ):
-    claude("fake?tokens=4&cached=5&cache_write=2")
+    claude_route("fake?tokens=4&cached=5&cache_write=2")
 
-    with sdk.messages.stream(
+    with anthropic_client.messages.stream(
         model="claude", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
         kinds = [event.type for event in stream if event.type != "text"]
@@ -157,11 +131,11 @@ def test_a_stream_through_an_anthropic_route_is_passed_on_event_by_event(
 
 
 def test_tool_use_and_tool_result_round_trip_through_an_anthropic_route(
-    sdk, claude, fake_upstream, usage_records
+    anthropic_client, claude_route, fake_upstream, usage_records
 ):
-    claude("fake?tool=lookup")
+    claude_route("fake?tool=lookup")
 
-    first = sdk.messages.create(
+    first = anthropic_client.messages.create(
         model="claude",
         max_tokens=64,
         tools=[LOOKUP],
@@ -169,7 +143,7 @@ def test_tool_use_and_tool_result_round_trip_through_an_anthropic_route(
     )
     call = first.content[1]
     result = {"type": "tool_result", "tool_use_id": call.id, "content": "42"}
-    sdk.messages.create(
+    anthropic_client.messages.create(
         model="claude",
         max_tokens=64,
         tools=[LOOKUP],
@@ -192,11 +166,11 @@ def test_tool_use_and_tool_result_round_trip_through_an_anthropic_route(
 
 
 def test_an_openai_route_gets_system_turns_and_images_as_chat_completions(
-    sdk, gpt, fake_upstream, usage_records
+    anthropic_client, gpt_route, fake_upstream, usage_records
 ):
-    gpt("gpt-upstream")
+    gpt_route("gpt-upstream")
 
-    message = sdk.messages.create(
+    message = anthropic_client.messages.create(
         model="gpt",
         max_tokens=50,
         extra_body={"temperature": 0.5, "top_p": 0.9},  # sent by older clients
@@ -258,10 +232,12 @@ def test_an_openai_route_gets_system_turns_and_images_as_chat_completions(
     assert record.cost_usd == cost(11, 3)
 
 
-def test_a_translated_stream_has_anthropics_full_event_sequence(sdk, gpt, usage_records):
-    gpt("fake?tokens=2&cached=4")
+def test_a_translated_stream_has_anthropics_full_event_sequence(
+    anthropic_client, gpt_route, usage_records
+):
+    gpt_route("fake?tokens=2&cached=4")
 
-    with sdk.messages.stream(
+    with anthropic_client.messages.stream(
         model="gpt", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
         events = list(stream)
@@ -285,10 +261,12 @@ def test_a_translated_stream_has_anthropics_full_event_sequence(sdk, gpt, usage_
     assert record.cost_usd == cost(11, 2, cached=4)
 
 
-def test_tools_and_tool_results_are_translated_both_ways(sdk, gpt, fake_upstream, usage_records):
-    gpt("fake?tool=lookup")
+def test_tools_and_tool_results_are_translated_both_ways(
+    anthropic_client, gpt_route, fake_upstream, usage_records
+):
+    gpt_route("fake?tool=lookup")
 
-    first = sdk.messages.create(
+    first = anthropic_client.messages.create(
         model="gpt",
         max_tokens=50,
         tools=[LOOKUP],
@@ -296,7 +274,7 @@ def test_tools_and_tool_results_are_translated_both_ways(sdk, gpt, fake_upstream
         messages=[{"role": "user", "content": "go"}],
     )
     call = first.content[1]
-    sdk.messages.create(
+    anthropic_client.messages.create(
         model="gpt",
         max_tokens=50,
         tools=[LOOKUP],
@@ -350,10 +328,12 @@ def test_tools_and_tool_results_are_translated_both_ways(sdk, gpt, fake_upstream
     assert [r.cost_usd for r in usage_records()] == [cost(11, 3)] * 2
 
 
-def test_a_streamed_tool_call_arrives_as_input_json_deltas(sdk, gpt, usage_records):
-    gpt("fake?tool=lookup&tokens=1")
+def test_a_streamed_tool_call_arrives_as_input_json_deltas(
+    anthropic_client, gpt_route, usage_records
+):
+    gpt_route("fake?tool=lookup&tokens=1")
 
-    with sdk.messages.stream(
+    with anthropic_client.messages.stream(
         model="gpt", max_tokens=50, tools=[LOOKUP], messages=[{"role": "user", "content": "go"}]
     ) as stream:
         events = list(stream)
@@ -383,8 +363,11 @@ def sse_events(response) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("route", ["anthropic", "openai"])
-def test_each_event_is_named_as_anthropic_names_it_ping_included(http, api_key, claude, gpt, route):
-    claude("fake?tokens=2") if route == "anthropic" else gpt("fake?tokens=2")
+def test_each_event_is_named_as_anthropic_names_it_ping_included(
+    http, api_key, claude_route, gpt_route, route
+):
+    make = claude_route if route == "anthropic" else gpt_route
+    make("fake?tokens=2")
 
     response = http.post(
         "/v1/messages",
