@@ -12,7 +12,8 @@ from gateway.errors import InvalidRequest, UnknownApiKey
 from gateway.http import Request, clean_header_value
 from gateway.messages.translate import system_text
 
-ROLES = ("user", "assistant")
+# A system message may also come between turns (anthropic/types/system_message_param.py).
+ROLES = ("user", "assistant", "system")
 # Client headers passed on to an Anthropic upstream (the API version the
 # client was written against; the beta features it opted into).
 FORWARDED = (b"anthropic-version", b"anthropic-beta")
@@ -74,7 +75,8 @@ def check_messages(body: dict) -> None:
         where = f"messages.{i}"
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise InvalidRequest(
-                f"{where}.role: Input should be 'user' or 'assistant'.", param=f"{where}.role"
+                f"{where}.role: Input should be 'user', 'assistant' or 'system'.",
+                param=f"{where}.role",
             )
         content = message.get("content")
         if isinstance(content, str):

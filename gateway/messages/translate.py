@@ -30,6 +30,9 @@ def to_chat_request(body: dict, stream: bool) -> dict:
     for i, message in enumerate(body["messages"]):
         if message["role"] == "user":
             messages.extend(_user_messages(message["content"], i))
+        elif message["role"] == "system":
+            text = system_text(message["content"])
+            messages.append({"role": "system", "content": text})
         else:
             messages.append(_assistant_message(message["content"], i))
     chat: dict = {"messages": messages, "max_tokens": body["max_tokens"], "stream": stream}

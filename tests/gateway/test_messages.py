@@ -388,3 +388,23 @@ def test_each_event_is_named_as_anthropic_names_it_ping_included(
     assert names[0] == "message_start"
     assert names[-2:] == ["message_delta", "message_stop"]
     assert events[-2][1]["usage"]["output_tokens"] == 2
+
+
+def test_a_system_message_between_turns_stays_a_system_message(
+    anthropic_client, gpt_route, fake_upstream
+):
+    gpt_route()
+
+    anthropic_client.messages.create(
+        model="gpt",
+        max_tokens=10,
+        messages=[
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "Now be terse."}]},
+        ],
+    )
+
+    assert fake_upstream.requests[-1]["body"]["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "Now be terse."},
+    ]
