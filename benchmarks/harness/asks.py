@@ -10,11 +10,18 @@ USER = "Say hello from the PureBridge benchmark."
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
 # The same request in the Responses API's words.
 RESPONSES_INPUT = {"instructions": SYSTEM, "input": USER}
+# And in the Messages API's (which requires max_tokens).
+MESSAGES_INPUT = {
+    "system": SYSTEM,
+    "messages": [{"role": "user", "content": USER}],
+    "max_tokens": 256,
+}
 
 # Per API the client speaks: its path under /v1, and the request body for a model.
 APIS: dict[str, tuple[str, Callable[[str], dict]]] = {
     "chat": ("chat/completions", lambda model: {"model": model, "messages": MESSAGES}),
     "responses": ("responses", lambda model: {"model": model, **RESPONSES_INPUT}),
+    "messages": ("messages", lambda model: {"model": model, **MESSAGES_INPUT}),
 }
 
 
@@ -57,10 +64,15 @@ def loadgen_variant(ask: Ask, base: str, model: str, secret: str, api: str, stre
     request = body(model)
     if stream:
         request["stream"] = True
+    auth = (
+        {"x-api-key": secret, "anthropic-version": "2023-06-01"}
+        if api == "messages"  # as Anthropic's SDKs send it
+        else {"Authorization": f"Bearer {secret}"}
+    )
     variant = {
         "label": ask.label,
         "url": f"{base}/{path}",
-        "headers": {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        "headers": {**auth, "Content-Type": "application/json"},
         "body": request,
         "format": api,
         "expect_status": ask.expect_status,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from harness.family import Family
 from harness.seed import KEYS, Key
-from phases import admission, balance, flood, nonstream, responses, slow, streams
+from phases import admission, balance, flood, messages, nonstream, responses, slow, streams
 
 # The order they run in. A phase can inherit what the one before it left
 # behind (usage records for PostgreSQL to write, worker memory): moving one
@@ -22,6 +22,7 @@ PHASES: tuple[Family, ...] = (
     balance.FAMILY,
     streams.FAMILY,
     responses.FAMILY,
+    messages.FAMILY,
     slow.FAMILY,
     flood.FAMILY,
 )
