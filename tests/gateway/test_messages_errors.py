@@ -9,7 +9,7 @@ import anthropic
 import pytest
 
 from gateway.tokens import count_text, prompt_overhead
-from tests.helpers import post_chat
+from tests.helpers import post_chat, read_events_then_hang_up, wait_for
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -212,3 +212,21 @@ def test_count_tokens_is_purebridges_own_count(anthropic_client, claude_route):
 def test_count_tokens_of_an_unknown_model_is_not_found(anthropic_client):
     with pytest.raises(anthropic.NotFoundError):
         anthropic_client.messages.count_tokens(model="nope", messages=HI)
+
+
+@pytest.mark.parametrize("route", ["anthropic", "openai"])
+def test_a_client_that_leaves_mid_stream_is_charged_what_the_upstream_reports(
+    live, api_key, claude_route, gpt_route, fake_upstream, usage_records, settings, route
+):
+    settings.PUREBRIDGE_DRAIN_SECONDS = 5
+    make, model = (claude_route, "claude") if route == "anthropic" else (gpt_route, "gpt")
+    make("fake?tokens=20&interval_ms=20&prompt=33")
+    body = {"model": model, "max_tokens": 50, "stream": True, "messages": HI}
+
+    read_events_then_hang_up(live.port, api_key, body, events=4, path="/v1/messages")
+
+    assert wait_for(lambda: fake_upstream.stats["completed"] == 1, timeout=5)
+    [record] = usage_records()
+    assert (record.status, record.endpoint) == (499, "messages")
+    assert (record.prompt_tokens, record.completion_tokens) == (33, 20)
+    assert record.estimated is False
