@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 APT_PACKAGES_TEST := postgresql redis-server chromium
 
-.PHONY: run test lint format bench system-deps codex clean
+.PHONY: run test lint format bench system-deps codex claude-code clean
 
 $(PY):
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
@@ -26,6 +26,10 @@ system-deps:
 codex:
 	@scripts/install-codex.sh
 
+# Claude Code, for the end-to-end test of /v1/messages with a real agent.
+claude-code:
+	@scripts/install-claude-code.sh
+
 run: $(VENV)/.installed
 	@scripts/run.sh $(HOST) $(PORT)
 
@@ -38,7 +42,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.installed system-deps codex lint
+test: $(VENV)/.installed system-deps codex claude-code lint
 	@scripts/with-services.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed system-deps

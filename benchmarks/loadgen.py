@@ -4,7 +4,7 @@ It runs in its own process, so its CPU is never counted as the gateway's, and
 is driven by run.py over stdin/stdout, one JSON object per line:
 
     -> {"op": "phase", "name": ..., "variants": [{"label": ..., "url": ...,
-        "headers": {...}, "body": {...}, "format": "chat" | "responses" | "embeddings",
+        "headers": {...}, "body": {...}, "format": "chat" | "responses" | "embeddings" | "messages",
         "expect_status": 200, "random_key": {"prefix": ..., "length": L}}, ...],
         "stream": bool, "concurrency": C, "requests": N, "warmup": W,
         "timeout_s": T, "deadline_s": D, "ramp_s": R}
@@ -51,7 +51,11 @@ import uvloop
 from harness.procs import raise_nofile
 
 # Per stream format: the bytes that end a complete stream.
-STREAM_END = {"chat": b"data: [DONE]", "responses": b"event: response.completed"}
+STREAM_END = {
+    "chat": b"data: [DONE]",
+    "responses": b"event: response.completed",
+    "messages": b"event: message_stop",
+}
 # Formats answered whole only.
 NEVER_STREAMED = frozenset(("embeddings",))
 MAX_ERROR_SAMPLES = 5
@@ -282,7 +286,7 @@ async def _read_stream(
     servers it measures.
     """
     end = STREAM_END[fmt]
-    has_content = _has_content if fmt == "chat" else _has_text_delta
+    has_content = {"chat": _has_content, "responses": _has_text_delta}.get(fmt, _has_text_block)
     ttft: float | None = None
     events = 0
     pending = b""  # unparsed bytes, kept only until the first content chunk
@@ -326,6 +330,17 @@ def _has_text_delta(event: bytes) -> bool:
     data = event.split(b"\ndata: ", 1)
     try:
         return bool(len(data) == 2 and orjson.loads(data[1]).get("delta"))
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _has_text_block(event: bytes) -> bool:
+    """True for an Anthropic `content_block_delta` with text in it."""
+    if not event.startswith(b"event: content_block_delta\n"):
+        return False
+    data = event.split(b"\ndata: ", 1)
+    try:
+        return bool(len(data) == 2 and (orjson.loads(data[1]).get("delta") or {}).get("text"))
     except orjson.JSONDecodeError:
         return False
 

@@ -218,6 +218,35 @@ def _workflows(v1: str, model: str) -> str:
     )
 
 
+def _anthropic(base_url: str, model: str) -> str:
+    # Anthropic's SDKs add /v1/messages themselves: the base URL has no /v1.
+    return (
+        "import anthropic\n\n"
+        "client = anthropic.Anthropic(\n"
+        f'    api_key="{PLACEHOLDER_KEY}",\n'
+        f'    base_url="{base_url}",\n'
+        ")\n\n"
+        "with client.messages.stream(\n"
+        f"    model={json.dumps(model)},\n"
+        "    max_tokens=1024,\n"
+        '    messages=[{"role": "user", "content": "Say hello from PureBridge."}],\n'
+        ") as stream:\n"
+        "    for text in stream.text_stream:\n"
+        '        print(text, end="")'
+    )
+
+
+def _claude_code(base_url: str, model: str) -> str:
+    return (
+        f'export ANTHROPIC_BASE_URL="{base_url}"\n'
+        f'export ANTHROPIC_API_KEY="{PLACEHOLDER_KEY}"\n'
+        "# Every model the agent asks for, the main one and its small fast one:\n"
+        f"export ANTHROPIC_MODEL={json.dumps(model)}\n"
+        f"export ANTHROPIC_SMALL_FAST_MODEL={json.dumps(model)}\n"
+        'claude -p "Explain this repository\'s layout."'
+    )
+
+
 # GET /v1/key's answer for a made-up key, in the shape the gateway sends
 # (gateway/own_key.py; a test holds the two to the same fields).
 OWN_KEY_SAMPLE = {
@@ -313,6 +342,8 @@ def docs_snippets(
             f"API Provider: OpenAI Compatible\nBase URL: {v1}\nAPI Key: {key}\nModel ID: {model}"
         ),
         "workflows": _workflows(v1, model),
+        "anthropic": _anthropic(base_url.rstrip("/"), model),
+        "claude_code": _claude_code(base_url.rstrip("/"), model),
     }
     return {
         name: Snippet(id=f"snippet-{name.replace('_', '-')}", code=code)

@@ -11,6 +11,7 @@ from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.errors import AccountOnHold, GatewayError, UnknownApiKey
 from gateway.http import Request, clean_header_value
 from gateway.limiter import Reservation
+from gateway.providers.anthropic import chat_usage
 from gateway.providers.base import RetryableError
 from gateway.refusals import refusals
 from gateway.tokens import estimate_chars
@@ -106,6 +107,20 @@ class Usage:
     def take_embeddings_usage(self, usage: object) -> object:
         """The same for an embeddings usage object (a prompt count only)."""
         return self._take(usage, reported.EMBEDDINGS)
+
+    def take_anthropic_usage(self, usage: object) -> object:
+        """The same for an Anthropic usage object (/v1/messages)."""
+        self._take(chat_usage(usage), reported.CHAT)
+        if not self.replaced:
+            return usage
+        raw = dict(usage) if isinstance(usage, dict) else {}
+        raw.update(
+            input_tokens=self.prompt_tokens - self.cached_tokens - self.cache_write_tokens,
+            output_tokens=self.completion_tokens,
+            cache_read_input_tokens=self.cached_tokens,
+            cache_creation_input_tokens=self.cache_write_tokens,
+        )
+        return raw
 
     def _take(self, usage: object, shape: tuple[str, str, str]) -> object:
         counts = reported.read(

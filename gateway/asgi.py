@@ -23,6 +23,8 @@ from gateway.db import run_db
 from gateway.embeddings import create_embeddings
 from gateway.errors import GatewayError, MethodNotAllowed, UnknownUrl, UsageBacklog
 from gateway.http import Receive, Request, Send
+from gateway.messages.endpoint import count_tokens, create_message
+from gateway.messages.errors import anthropic_error
 from gateway.own_key import own_key
 from gateway.refusals import refusals
 from gateway.responses.endpoint import create_response
@@ -41,7 +43,11 @@ ROUTES: dict[str, tuple[str, dict[str, Handler]]] = {
     "/v1/completions": ("completions", {"POST": create_completion}),
     "/v1/models": ("models", {"GET": list_models}),
     "/v1/key": ("key", {"GET": own_key}),
+    "/v1/messages": ("messages", {"POST": create_message}),
+    "/v1/messages/count_tokens": ("messages.count_tokens", {"POST": count_tokens}),
 }
+# Routes of another API than OpenAI's answer errors in that API's shape.
+ERROR_SHAPES = {"messages": anthropic_error, "messages.count_tokens": anthropic_error}
 
 
 def _resolve(path: str) -> tuple[str, dict[str, Handler]] | None:
@@ -78,6 +84,8 @@ class GatewayApp:
             # rather than the record of one already served lost.
             return await req.send_error(UsageBacklog())
         route = _resolve(req.path)
+        if route is not None:
+            req.error_shape = ERROR_SHAPES.get(route[0])
         usage = Usage(req, route[0] if route else "unknown")
         watcher: asyncio.Task | None = None
         try:

@@ -121,6 +121,7 @@ class Request:
         "admitting",
         "extra_headers",
         "repeated_credentials",
+        "error_shape",
     )
 
     def __init__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -155,6 +156,8 @@ class Request:
         self.extra_headers: list[tuple[bytes, bytes]] = [
             (b"x-purebridge-request-id", self.request_id.encode())
         ]
+        # How this route's API writes an error, when not as OpenAI does.
+        self.error_shape: Callable[[GatewayError, str], dict] | None = None
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -262,7 +265,10 @@ class Request:
 
     async def send_error(self, error: GatewayError) -> None:
         headers = [(k.encode(), v.encode()) for k, v in error.headers.items()]
-        await self.send_json(error.status, error.body(), headers)
+        body = (
+            error.body() if self.error_shape is None else self.error_shape(error, self.request_id)
+        )
+        await self.send_json(error.status, body, headers)
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

@@ -52,11 +52,14 @@ def stream_content(chunks: list[dict]) -> str:
     )
 
 
-def read_events_then_hang_up(port: int, key: str, body: dict, events: int) -> bytes:
-    """Start a streamed chat over a raw socket, read `events` SSE events, then close."""
+def read_events_then_hang_up(
+    port: int, key: str, body: dict, events: int, path: str = "/v1/chat/completions"
+) -> bytes:
+    """Start a streamed request (a chat by default) over a raw socket, read
+    `events` SSE events, then close."""
     payload = orjson.dumps(body)
     request = (
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Authorization: Bearer " + key.encode() + b"\r\n"
         b"Content-Type: application/json\r\n"
         b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload

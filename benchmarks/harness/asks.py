@@ -10,6 +10,12 @@ USER = "Say hello from the PureBridge benchmark."
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
 # The same request in the Responses API's words.
 RESPONSES_INPUT = {"instructions": SYSTEM, "input": USER}
+# And in the Messages API's (which requires max_tokens).
+MESSAGES_INPUT = {
+    "system": SYSTEM,
+    "messages": [{"role": "user", "content": USER}],
+    "max_tokens": 256,
+}
 
 # An embeddings request as the OpenAI SDK sends it by default (base64), for
 # vectors of text-embedding-3-small's size.
@@ -20,6 +26,7 @@ APIS: dict[str, tuple[str, Callable[[str], dict]]] = {
     "chat": ("chat/completions", lambda model: {"model": model, "messages": MESSAGES}),
     "responses": ("responses", lambda model: {"model": model, **RESPONSES_INPUT}),
     "embeddings": ("embeddings", lambda model: {"model": model, **EMBEDDINGS_INPUT}),
+    "messages": ("messages", lambda model: {"model": model, **MESSAGES_INPUT}),
 }
 # APIs every OpenAI-compatible upstream is sent as the client sent them (the
 # model renamed): directly, the fake is asked the same.
@@ -65,10 +72,15 @@ def loadgen_variant(ask: Ask, base: str, model: str, secret: str, api: str, stre
     request = body(model)
     if stream:
         request["stream"] = True
+    auth = (
+        {"x-api-key": secret, "anthropic-version": "2023-06-01"}
+        if api == "messages"  # as Anthropic's SDKs send it
+        else {"Authorization": f"Bearer {secret}"}
+    )
     variant = {
         "label": ask.label,
         "url": f"{base}/{path}",
-        "headers": {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        "headers": {**auth, "Content-Type": "application/json"},
         "body": request,
         "format": api,
         "expect_status": ask.expect_status,

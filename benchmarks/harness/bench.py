@@ -25,7 +25,13 @@ from harness.machine import CpuWindow, children, service_pids, wait_for_calm, wa
 from harness.measure import PssSampler, add_cpu, disturbed, log_phase
 from harness.procs import Procs, free_port, raise_nofile
 from harness.profiling import start_profilers, stop_profilers
-from harness.seed import RESPONSES_PROVIDER, pause_autovacuum, seed, vacuum
+from harness.seed import (
+    ANTHROPIC_PROVIDER,
+    RESPONSES_PROVIDER,
+    pause_autovacuum,
+    seed,
+    vacuum,
+)
 from harness.servers import gateway_errors, gateway_warnings, start_fake, start_gateway
 
 RETRIES = 2  # with --wait-idle: how often a disturbed pair of phases is measured again
@@ -294,8 +300,11 @@ class Bench:
             base = f"http://{HOST}:{self.gw_port}/v1"
             secret = "made-up" if key == RANDOM_KEY else self.keys[key]
             return loadgen_variant(ask, base, ask.model, secret, ask.api, stream)
-        # A chat-only upstream gets what PureBridge translates a Responses request into.
-        api = ask.api if provider == RESPONSES_PROVIDER or ask.api in PASSED_THROUGH else "chat"
+        # Each upstream gets the API it speaks: a chat-only one what PureBridge
+        # translates a Responses or Messages request into (embeddings are
+        # passed through as they came).
+        passed = ask.api if ask.api in PASSED_THROUGH else "chat"
+        api = {RESPONSES_PROVIDER: ask.api, ANTHROPIC_PROVIDER: "messages"}.get(provider, passed)
         base = f"http://{HOST}:{self.fake_port}/v1"
         return loadgen_variant(ask, base, upstream, "bench", api, stream)
 

@@ -15,7 +15,13 @@ from harness.procs import child_setup
 # declares which one PureBridge may use.
 CHAT_PROVIDER = "bench-fake"  # chat completions only: /v1/responses is translated
 RESPONSES_PROVIDER = "bench-fake-responses"  # responses_api = true: passed through
-PROVIDERS = ((CHAT_PROVIDER, False), (RESPONSES_PROVIDER, True))  # (name, responses_api)
+ANTHROPIC_PROVIDER = "bench-fake-anthropic"  # kind anthropic: /v1/messages passed through
+# (name, kind, responses_api)
+PROVIDERS = (
+    (CHAT_PROVIDER, "openai", False),
+    (RESPONSES_PROVIDER, "openai", True),
+    (ANTHROPIC_PROVIDER, "anthropic", False),
+)
 
 # The key with limits: never reached, always checked (RPM, TPM and a daily
 # budget: every check admission makes).
@@ -91,11 +97,11 @@ def seed(
 
 def config_toml(fake_port: int, models: dict[str, tuple[str, str]], kinds: dict[str, str]) -> str:
     lines = []
-    for provider, responses_api in PROVIDERS:
+    for provider, kind, responses_api in PROVIDERS:
         lines += [
             "[[providers]]",
             f'name = "{provider}"',
-            'kind = "openai"',
+            f'kind = "{kind}"',
             f'base_url = "http://{HOST}:{fake_port}/v1"',
             'api_key = "bench"',
             f"responses_api = {'true' if responses_api else 'false'}",

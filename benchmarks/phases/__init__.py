@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from harness.family import Family
 from harness.seed import KEYS, Key
-from phases import admission, balance, embeddings, flood, nonstream, responses, slow, streams
+from phases import (
+    admission,
+    balance,
+    embeddings,
+    flood,
+    messages,
+    nonstream,
+    responses,
+    slow,
+    streams,
+)
 
 # The order they run in. A phase can inherit what the one before it left
 # behind (usage records for PostgreSQL to write, worker memory): moving one
@@ -23,6 +33,7 @@ PHASES: tuple[Family, ...] = (
     streams.FAMILY,
     responses.FAMILY,
     embeddings.FAMILY,
+    messages.FAMILY,
     slow.FAMILY,
     flood.FAMILY,
 )

@@ -3,11 +3,13 @@
 Requests are translated from the chat shape (system prompts, multi-turn,
 images, tools and tool results) and answers back, streaming included. Usage
 counts cache reads as cached prompt tokens and cache writes separately.
+/v1/messages requests are passed through as they came (`messages`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -60,6 +62,23 @@ class AnthropicAdapter(HTTPAdapter):
         if message.get("type") != "message" or not isinstance(message.get("content"), list):
             raise RetryableError(UpstreamError("The upstream answer is not an Anthropic message."))
         reply.body = to_chat_completion(message)
+        return reply
+
+    async def messages(self, call: UpstreamCall) -> UpstreamReply:
+        """/v1/messages passed through as the client sent it, but for the model
+        (and anthropic-version and anthropic-beta, the client's if it sent them)."""
+        body = {**call.body, "model": call.upstream_model}
+        headers = {**self.headers(call), **dict(call.headers)}
+        reply, response, started = await self.open("/messages", body, headers, call)
+        if call.stream:
+            reply.stream = AnthropicEvents(
+                self.events(response, started), lambda text: self.redact(text, call)
+            )
+            return reply
+        message = await self.read_json(response, started)
+        if message.get("type") != "message" or not isinstance(message.get("content"), list):
+            raise RetryableError(UpstreamError("The upstream answer is not an Anthropic message."))
+        reply.body = message
         return reply
 
     def error(
@@ -385,3 +404,34 @@ class AnthropicChunkStream(UpstreamEvents):
             error = event.get("error") or {}
             raise UpstreamError(str(error.get("message") or "The upstream failed mid-stream."))
         return None  # ping, content_block_stop, and event types added later
+
+
+class AnthropicEvents(UpstreamEvents):
+    """Anthropic stream events as they came, decoded; it ends after
+    message_stop. `usage` adds up what message_start and message_delta said."""
+
+    def __init__(self, events: EventStream, redact: Callable[[str], str]) -> None:
+        super().__init__(events, redact)
+        self.usage: dict | None = None
+
+    async def next(self) -> dict | None:
+        if self._done:
+            return None
+        raw = await self._events.next()
+        if raw is None:
+            raise UpstreamError("The upstream stream ended before it was complete.")
+        event = decode_event(raw[1])
+        kind = event.get("type")
+        if kind == "message_start":
+            self.usage = dict((event.get("message") or {}).get("usage") or {})
+        elif kind == "message_delta":
+            given = event.get("usage") or {}
+            self.usage = {**(self.usage or {}), **{k: v for k, v in given.items() if v is not None}}
+        elif kind == "message_stop":
+            self._done = True
+            self.close()
+        elif kind == "error":
+            error = event.get("error") or {}
+            message = str(error.get("message") or "The upstream failed mid-stream.")
+            raise UpstreamError(f"The upstream failed: {self._redact(message)}")
+        return event

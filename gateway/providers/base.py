@@ -36,6 +36,8 @@ class UpstreamCall:
     # The output cap admission reserved for when the request sets none (the
     # model's default): what an upstream that requires a cap is sent.
     default_max_output_tokens: int = 4096
+    # Client headers an upstream of the same API is sent on (anthropic-version).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class ChunkStream(ABC):

@@ -6,6 +6,7 @@ import html
 import json
 import re
 import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -52,7 +53,8 @@ def test_every_snippet_uses_the_placeholder_key_never_a_real_one(owner_client, s
 @pytest.mark.parametrize(
     "name",
     ["chat", "sse", "verify", "env", "python", "fields", "codex", "opencode", "aider"]
-    + ["continue", "cline", "workflows", "completions", "continue-autocomplete"],
+    + ["continue", "cline", "workflows", "completions", "continue-autocomplete"]
+    + ["anthropic", "claude-code"],
 )
 def test_the_chosen_model_is_in_every_snippet(anonymous_client, site, name):
     page = anonymous_client.get("/docs/?model=gpt-5.4-mini").content.decode()
@@ -220,3 +222,29 @@ def test_the_documented_curl_works_against_this_server(
     answer = json.loads(result.stdout)
     assert answer["model"] == "the-model"
     assert answer[field]
+
+
+def test_the_anthropic_snippets_use_the_base_url_without_v1(anonymous_client, site):
+    page = anonymous_client.get("/docs/").content.decode()
+
+    assert 'base_url="https://api.example.test",' in snippet(page, "anthropic")
+    assert 'ANTHROPIC_BASE_URL="https://api.example.test"' in snippet(page, "claude-code")
+    assert '<strong class="mono">/v1/messages</strong>' in page
+
+
+def test_the_documented_anthropic_sdk_sample_works_against_this_server(
+    live, settings, make_model, api_key, anonymous_client
+):
+    settings.PUREBRIDGE_API_BASE_URL = live.url
+    make_model("codex-auto-review", "fake?tokens=2")
+    code = snippet(anonymous_client.get("/docs/").content.decode(), "anthropic")
+
+    result = subprocess.run(
+        [sys.executable, "-c", code.replace(PLACEHOLDER_KEY, api_key)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "tok0 tok1 "
