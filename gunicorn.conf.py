@@ -19,7 +19,12 @@ timeout = int(os.environ.get("PUREBRIDGE_WORKER_TIMEOUT", 60))
 # On restart, let in-flight requests (and long streams) finish, then flush usage.
 graceful_timeout = int(os.environ.get("PUREBRIDGE_GRACEFUL_TIMEOUT", 120))
 keepalive = int(os.environ.get("PUREBRIDGE_KEEPALIVE", 75))
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# uvicorn's own X-Forwarded-For handling is off: it would replace the
+# client's address with the header's whenever the peer is loopback, so a
+# forged header would pass a key's IP allowlist. PureBridge reads the header
+# itself, through PUREBRIDGE_TRUSTED_PROXY_HOPS proxies (gateway/http.py);
+# the console learns https from SECURE_PROXY_SSL_HEADER.
+forwarded_allow_ips = ""
 accesslog = os.environ.get("PUREBRIDGE_ACCESS_LOG") or None
 # Import the app once in the master: workers forked from it share the
 # read-only memory (the tokenizer's tables above all) instead of each loading it.

@@ -8,7 +8,7 @@ from decimal import Decimal
 from gateway import reported
 from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
-from gateway.errors import AccountOnHold, GatewayError, UnknownApiKey
+from gateway.errors import GatewayError, KeyRefused, UnknownApiKey
 from gateway.http import Request, clean_header_value
 from gateway.limiter import Reservation
 from gateway.providers.base import RetryableError
@@ -123,11 +123,10 @@ class Usage:
     def fail(self, error: GatewayError) -> None:
         self.status = error.status
         self.error_type = (error.code or error.type)[:64]
-        if isinstance(error, AccountOnHold) and self.key is None:
-            self.key = error.key  # the key is good: the refusal is its account's
+        if isinstance(error, KeyRefused) and self.key is None:
+            self.key = error.key  # the key is good: the refusal is its own record
         elif isinstance(error, UnknownApiKey):
-            client = self.req.scope.get("client")
-            address = client[0] if client else ""
+            address = self.req.client_address()
             self.counted = not refusals.record_in_full(address, self.req.received_at)
 
     def client_gone(self) -> None:

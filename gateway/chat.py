@@ -50,7 +50,7 @@ def _validate(body: dict) -> tuple[str, bool, bool, int]:
 
 
 async def chat_completions(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     body = req.json()
     model_id, stream, include_usage, choices = _validate(body)
     usage.stream = stream

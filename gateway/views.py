@@ -26,14 +26,14 @@ def _model_object(model: ModelConfig) -> dict:
 
 
 async def list_models(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     catalogue = await get_catalogue()
     data = [_model_object(m) for m in catalogue.visible_to(key.allowed_models)]
     await req.send_json(200, {"object": "list", "data": data})
 
 
 async def retrieve_model(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     model_id = req.path.removeprefix("/v1/models/")
     model = usage.model = authorize(await get_catalogue(), key, model_id)
     await req.send_json(200, _model_object(model))
