@@ -36,6 +36,7 @@ from gateway import limiter_local, limiter_redis
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
 from gateway.limiter import WINDOW_MS, Reservation, Verdict
 from gateway.tokens import count_prompt, estimate_prompt_text
+from purebridge import metrics
 from usage.budgets import MICROS, Window, balance_window, budget_windows, now, to_micros
 from usage.pricing import MILLION
 
@@ -240,6 +241,7 @@ async def admit(
     whose upstream reports no usage."""
     if not has_limits(key):
         usage.prompt_estimate = estimate_prompt_text(*prompt)
+        metrics.admission("ok")
         return
     prompt_tokens = usage.prompt_estimate = await count_prompt(*prompt)
     windows = key_windows(key, now())
@@ -271,8 +273,12 @@ async def admit(
     req.admitting = True
     try:
         verdict = await _decide(key, reservation, windows)
+    except ServiceUnavailable:
+        metrics.admission("unavailable")
+        raise
     finally:
         req.admitting = False
+    metrics.admission(_outcome(verdict, windows))
     req.extra_headers += ratelimit_header_bytes(key, verdict)
     if verdict.status != "ok":
         ask = Ask(tokens, cost, cap, cap_param, cap_set=requested is not None, choices=choices)
@@ -281,6 +287,14 @@ async def admit(
     usage.reservation = reservation
     if req.disconnected:
         raise asyncio.CancelledError
+
+
+def _outcome(verdict: Verdict, windows: list[Window]) -> str:
+    """The verdict as the metrics name it: a budget refusal of the account's
+    balance is "balance"."""
+    if verdict.status == "budget" and windows[verdict.window_index].name == "balance":
+        return "balance"
+    return verdict.status
 
 
 async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdict:
