@@ -76,7 +76,7 @@ def parse_args() -> argparse.Namespace:
         type=lambda value: [name.strip() for name in value.split(",") if name.strip()],
         metavar="NAME[,NAME...]",
         help="run only these families of phases (and those their figures need): "
-        "nonstream, admission, streams, responses, slow, flood",
+        "nonstream, admission, balance, metrics, streams, responses, slow, flood",
     )
     parser.add_argument(
         "--app",

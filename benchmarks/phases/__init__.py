@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from harness.family import Family
 from harness.seed import KEYS, Key
-from phases import admission, balance, flood, nonstream, responses, slow, streams
+from phases import admission, balance, flood, metrics, nonstream, responses, slow, streams
 
 # The order they run in. A phase can inherit what the one before it left
 # behind (usage records for PostgreSQL to write, worker memory): moving one
@@ -20,6 +20,7 @@ PHASES: tuple[Family, ...] = (
     nonstream.FAMILY,
     admission.FAMILY,
     balance.FAMILY,
+    metrics.FAMILY,
     streams.FAMILY,
     responses.FAMILY,
     slow.FAMILY,
