@@ -76,7 +76,8 @@ def parse_args() -> argparse.Namespace:
         type=lambda value: [name.strip() for name in value.split(",") if name.strip()],
         metavar="NAME[,NAME...]",
         help="run only these families of phases (and those their figures need): "
-        "nonstream, admission, balance, streams, responses, embeddings, messages, slow, flood",
+        "nonstream, admission, balance, metrics, streams, responses, embeddings, messages, slow, "
+        "flood",
     )
     parser.add_argument(
         "--app",

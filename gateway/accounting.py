@@ -8,13 +8,14 @@ from decimal import Decimal
 from gateway import reported
 from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
-from gateway.errors import AccountOnHold, GatewayError, UnknownApiKey
+from gateway.errors import GatewayError, KeyRefused, UnknownApiKey
 from gateway.http import Request, clean_header_value
 from gateway.limiter import Reservation
 from gateway.providers.anthropic import chat_usage
 from gateway.providers.base import RetryableError
 from gateway.refusals import refusals
 from gateway.tokens import estimate_chars
+from purebridge import metrics
 from usage.pricing import cost_usd
 from usage.recorder import UsageEntry, get_recorder
 
@@ -41,6 +42,8 @@ class Usage:
         "status",
         "error_type",
         "ttft_ms",
+        "ttft_s",
+        "upstream_s",
         "upstream_request_id",
         "client_request_id",
         "settled",
@@ -65,6 +68,8 @@ class Usage:
         self.status = 0
         self.error_type = ""
         self.ttft_ms: int | None = None
+        self.ttft_s: float | None = None
+        self.upstream_s = 0.0  # spent in attempts, for the time PureBridge added
         self.upstream_request_id = ""
         raw = req.headers.get(b"x-client-request-id")
         self.client_request_id = clean_header_value(raw) if raw else ""
@@ -81,6 +86,8 @@ class Usage:
         status when it answered (a 500 it sent stays 500, though the client
         would get 502), else PureBridge's (a timeout: 504)."""
         code = ""
+        elapsed = time.perf_counter() - started
+        self.upstream_s += elapsed
         if error is not None:
             inner = error.error if isinstance(error, RetryableError) else error
             status = error.upstream_status or error.status
@@ -91,7 +98,7 @@ class Usage:
                 "upstream_model": route.upstream_model,
                 "status": status,
                 "error": code,
-                "ms": int((time.perf_counter() - started) * 1000),
+                "ms": int(elapsed * 1000),
             }
         )
 
@@ -136,17 +143,17 @@ class Usage:
         return reported.as_reported(usage, counts, shape) if counts.replaced else usage
 
     def first_byte(self) -> None:
-        if self.ttft_ms is None:
-            self.ttft_ms = self.req.elapsed_ms()
+        if self.ttft_s is None:
+            self.ttft_s = time.perf_counter() - self.req.started
+            self.ttft_ms = int(self.ttft_s * 1000)
 
     def fail(self, error: GatewayError) -> None:
         self.status = error.status
         self.error_type = (error.code or error.type)[:64]
-        if isinstance(error, AccountOnHold) and self.key is None:
-            self.key = error.key  # the key is good: the refusal is its account's
+        if isinstance(error, KeyRefused) and self.key is None:
+            self.key = error.key  # the key is good: the refusal is its own record
         elif isinstance(error, UnknownApiKey):
-            client = self.req.scope.get("client")
-            address = client[0] if client else ""
+            address = self.req.client_address()
             self.counted = not refusals.record_in_full(address, self.req.received_at)
 
     def client_gone(self) -> None:
@@ -160,6 +167,10 @@ class Usage:
             return
         self.settled = True
         req = self.req
+        latency = time.perf_counter() - req.started
+        status = self.status or req.status or 200
+        model = self.model.public_id if self.model else ""
+        provider = self.route.provider.name if self.route else ""
         reason = self._estimate()
         cost = Decimal(0)
         if self.model is not None and (self.prompt_tokens or self.completion_tokens):
@@ -179,11 +190,11 @@ class Usage:
                 created_at=req.received_at,
                 request_id=req.request_id,
                 endpoint=self.endpoint,
-                status=self.status or req.status or 200,
+                status=status,
                 account_id=self.key.account_id if self.key else None,
                 api_key_id=self.key.id if self.key else None,
-                model=self.model.public_id if self.model else "",
-                provider=self.route.provider.name if self.route else "",
+                model=model,
+                provider=provider,
                 upstream_model=self.route.upstream_model if self.route else "",
                 stream=self.stream,
                 prompt_tokens=self.prompt_tokens,
@@ -195,13 +206,24 @@ class Usage:
                 estimate_reason=reason,
                 cost_usd=cost,
                 error_type=self.error_type,
-                latency_ms=req.elapsed_ms(),
+                latency_ms=int(latency * 1000),
                 ttft_ms=self.ttft_ms,
                 upstream_request_id=self.upstream_request_id[:128],
                 client_request_id=self.client_request_id,
                 attempts=self.attempts,
                 reservation=self.reservation,
             )
+        )
+        metrics.request_settled(
+            route=self.endpoint,
+            model=model,
+            provider=provider,
+            status=status,
+            latency=latency,
+            stream=self.stream,
+            first_byte=self.ttft_s,
+            upstream=self.upstream_s,
+            attempts=self.attempts,
         )
 
     def _estimate(self) -> str:

@@ -1,6 +1,6 @@
 """The ASGI entry of the /v1 surface and /health, in front of Django.
 
-`/v1/...` and `/health` are served here; every other path goes to Django (the
+`/v1/...`, `/health` and `/metrics` are served here; every other path goes to Django (the
 console and the admin). Lifespan events start and stop what a worker process
 owns: the upstream connection pool, the usage writer, the invalidation listener.
 """
@@ -29,7 +29,7 @@ from gateway.own_key import own_key
 from gateway.refusals import refusals
 from gateway.responses.endpoint import create_response
 from gateway.upstream import close_session
-from gateway.views import health, list_models, retrieve_model
+from gateway.views import health, list_models, metrics_page, retrieve_model
 from usage.recorder import get_recorder
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class GatewayApp:
                 return await self._api(scope, receive, send)
             if path == "/health":
                 return await health(Request(scope, receive, send), None)
+            if path == "/metrics" and settings.PUREBRIDGE_METRICS:  # else Django's 404
+                return await metrics_page(Request(scope, receive, send))
         elif kind == "lifespan":
             return await self._lifespan(receive, send)
         await self.django_app(scope, receive, send)

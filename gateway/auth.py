@@ -24,8 +24,15 @@ from decimal import Decimal
 from django.conf import settings
 
 from gateway.db import database_down, run_db
-from gateway.errors import AccountOnHold, DatabaseUnavailable, InvalidApiKey, UnknownApiKey
+from gateway.errors import (
+    AccountOnHold,
+    DatabaseUnavailable,
+    InvalidApiKey,
+    IpNotAllowed,
+    UnknownApiKey,
+)
 from gateway.lookups import known_lookups
+from keys.networks import Network, address_allowed, networks_of
 from keys.services import key_hash, key_parse
 from usage.budgets import MICROS
 
@@ -59,6 +66,8 @@ class KeyInfo:
     credited_micros: int | None = None
     blocked_reason: str = ""  # the account is on hold (a disputed payment)
     display_prefix: str = ""  # what the console shows of the key (GET /v1/key)
+    # Parsed once per cache entry: a check is then a few microseconds.
+    allowed_networks: tuple[Network, ...] | None = None  # None: from anywhere
 
 
 _cache: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -98,6 +107,7 @@ def _load(lookup: str) -> KeyInfo | None:
         credited_micros=_credited_micros(balance),
         blocked_reason=balance.blocked_reason if balance is not None else "",
         display_prefix=k.display_prefix,
+        allowed_networks=networks_of(k.allowed_ips),
     )
 
 
@@ -178,10 +188,13 @@ def invalidate_all_keys() -> None:
     _cache.update(known)
 
 
-async def authenticate(authorization: str | None, *, on_hold_ok: bool = False) -> KeyInfo:
-    """The key the credentials name, or raise. `on_hold_ok`: a key of an account
-    on hold is answered too (GET /v1/key says so), where any other route
-    refuses it."""
+async def authenticate(
+    authorization: str | None, client: str, *, on_hold_ok: bool = False
+) -> KeyInfo:
+    """The key of `authorization` (the header's value) if it may be used by
+    this request's `client` address (Request.client_address). `on_hold_ok`: a
+    key of an account on hold is answered too (GET /v1/key says so), where any
+    other route refuses it."""
     if not authorization:
         raise UnknownApiKey(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <your_key>'."
@@ -199,6 +212,13 @@ async def authenticate(authorization: str | None, *, on_hold_ok: bool = False) -
     expected = _expected_hash(info, parsed.lookup)
     if expected is None or not hmac.compare_digest(key_hash(token), expected):
         raise InvalidApiKey("Incorrect API key provided.")
+    # Before any other state of the key: from elsewhere, say nothing more of it.
+    if info.allowed_networks is not None and not address_allowed(client, info.allowed_networks):
+        raise IpNotAllowed(
+            f"This API key may not be used from {client or 'this address'}: "
+            "its IP allowlist does not include it.",
+            key=info,
+        )
     if not info.is_active:
         raise InvalidApiKey("This API key has been disabled.")
     if info.expires_at is not None and info.expires_at <= time.time():

@@ -16,7 +16,7 @@ CAPS = ("max_completion_tokens", "max_tokens")
 
 
 async def chat_completions(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     body = req.json()
     model_id = validate.model_id(body)
     validate.chat_messages(body.get("messages"))

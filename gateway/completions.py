@@ -20,7 +20,7 @@ from gateway.tokens import plain_input
 
 
 async def create_completion(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     body = req.json()
     model_id = validate.model_id(body)
     validate.plain_input(body, "prompt")

@@ -61,17 +61,28 @@ class UnknownApiKey(InvalidApiKey):
     an InvalidApiKey, recorded every time."""
 
 
-class AccountOnHold(InvalidApiKey):
-    """The key is good but its account is on hold (a disputed payment:
-    billing/reversals.py): refused until the hold is lifted, and recorded as
-    the key's (`key`: its KeyInfo), in its account's request log."""
+class KeyRefused(InvalidApiKey):
+    """The key is good but may not be used for this request: refused, and
+    recorded as the key's (`key`: its KeyInfo), in its account's request log."""
 
     status = 403
-    code = "account_on_hold"
 
     def __init__(self, message: str, *, key) -> None:
         super().__init__(message)
         self.key = key
+
+
+class AccountOnHold(KeyRefused):
+    """The key's account is on hold (a disputed payment: billing/reversals.py),
+    until the hold is lifted."""
+
+    code = "account_on_hold"
+
+
+class IpNotAllowed(KeyRefused):
+    """The key has an IP allowlist and the client's address is not on it."""
+
+    code = "ip_not_allowed"
 
 
 class ModelNotFound(InvalidRequest):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -102,6 +103,41 @@ def clean_header_value(raw: bytes, limit: int = 512) -> str:
     return bytes(b for b in raw[:limit] if b in _SAFE_HEADER).decode().strip()
 
 
+def client_address(scope: dict, trusted_hops: int) -> str:
+    """The address of the client that sent this request: the socket's peer,
+    or with `trusted_hops` proxies in front (PUREBRIDGE_TRUSTED_PROXY_HOPS)
+    the address the farthest of them saw: each proxy appends its peer to
+    X-Forwarded-For and the last one is the socket's peer, so the client is
+    the `trusted_hops`th entry from the right. Entries left of it were sent
+    by the client and prove nothing. A header too short or not an address
+    there (a proxy that did not append, or a client reaching PureBridge
+    without them): the socket's peer. "" when the server knows no peer (a
+    Unix socket)."""
+    peer = scope.get("client")
+    address = peer[0] if peer else ""
+    if not trusted_hops:
+        return address
+    # Repeated headers are one list (RFC 9110), as a proxy may add its own.
+    values = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+    entries = b",".join(values).decode("latin-1").split(",") if values else []
+    if len(entries) < trusted_hops:
+        return address
+    try:
+        return str(ipaddress.ip_address(_host(entries[-trusted_hops].strip())))
+    except ValueError:
+        return address
+
+
+def _host(entry: str) -> str:
+    """An X-Forwarded-For entry without the port some proxies add
+    (203.0.113.7:4711, [2001:db8::1]:4711)."""
+    if entry.startswith("["):
+        return entry[1:].partition("]")[0]
+    if entry.count(":") == 1:
+        return entry.partition(":")[0]
+    return entry
+
+
 class Request:
     __slots__ = (
         "scope",
@@ -122,6 +158,7 @@ class Request:
         "extra_headers",
         "repeated_credentials",
         "error_shape",
+        "_client_address",
     )
 
     def __init__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -158,6 +195,15 @@ class Request:
         ]
         # How this route's API writes an error, when not as OpenAI does.
         self.error_shape: Callable[[GatewayError, str], dict] | None = None
+        self._client_address: str | None = None
+
+    def client_address(self) -> str:
+        """The client's address (`client_address` above), found once."""
+        if self._client_address is None:
+            self._client_address = client_address(
+                self.scope, settings.PUREBRIDGE_TRUSTED_PROXY_HOPS
+            )
+        return self._client_address
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)

@@ -36,6 +36,7 @@ from gateway import limiter_local, limiter_redis
 from gateway.errors import InsufficientQuota, RateLimited, ServiceUnavailable
 from gateway.limiter import WINDOW_MS, Reservation, Verdict
 from gateway.tokens import PlainInput, count_prompt, estimate_prompt_text
+from purebridge import metrics
 from usage.budgets import MICROS, Window, balance_window, budget_windows, now, to_micros
 from usage.pricing import MILLION
 
@@ -254,6 +255,7 @@ async def admit(
         usage.prompt_estimate = (
             prompt.estimate() if isinstance(prompt, PlainInput) else estimate_prompt_text(*prompt)
         )
+        metrics.admission("ok")
         return
     prompt_tokens = usage.prompt_estimate = (
         await prompt.count() if isinstance(prompt, PlainInput) else await count_prompt(*prompt)
@@ -287,8 +289,12 @@ async def admit(
     req.admitting = True
     try:
         verdict = await _decide(key, reservation, windows)
+    except ServiceUnavailable:
+        metrics.admission("unavailable")
+        raise
     finally:
         req.admitting = False
+    metrics.admission(_outcome(verdict, windows))
     req.extra_headers += ratelimit_header_bytes(key, verdict)
     if verdict.status != "ok":
         ask = Ask(tokens, cost, cap, cap_param, cap_set=requested is not None, choices=choices)
@@ -297,6 +303,14 @@ async def admit(
     usage.reservation = reservation
     if req.disconnected:
         raise asyncio.CancelledError
+
+
+def _outcome(verdict: Verdict, windows: list[Window]) -> str:
+    """The verdict as the metrics name it: a budget refusal of the account's
+    balance is "balance"."""
+    if verdict.status == "budget" and windows[verdict.window_index].name == "balance":
+        return "balance"
+    return verdict.status
 
 
 async def _decide(key, reservation: Reservation, windows: list[Window]) -> Verdict:

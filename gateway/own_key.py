@@ -51,7 +51,7 @@ def _read(key: KeyInfo, at: datetime) -> _Figures:
 
 
 async def own_key(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials(), on_hold_ok=True)
+    key = usage.key = await authenticate(req.credentials(), req.client_address(), on_hold_ok=True)
     at = budgets.now()
     figures = await run_db(_read, key, at)
     await req.send_json(200, _payload(key, figures, at), [(b"cache-control", b"no-store")])

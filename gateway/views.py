@@ -1,8 +1,9 @@
-"""GET /v1/models, GET /v1/models/{id} and GET /health."""
+"""GET /v1/models, GET /v1/models/{id}, GET /health and GET /metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 
 from django.conf import settings
@@ -12,7 +13,9 @@ from gateway.accounting import Usage
 from gateway.auth import authenticate
 from gateway.catalogue import ModelConfig, authorize, get_catalogue
 from gateway.db import probe_db
+from gateway.errors import InvalidRequest
 from gateway.http import Request
+from purebridge import metrics
 
 
 def _model_object(model: ModelConfig) -> dict:
@@ -25,14 +28,14 @@ def _model_object(model: ModelConfig) -> dict:
 
 
 async def list_models(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     catalogue = await get_catalogue()
     data = [_model_object(m) for m in catalogue.visible_to(key.allowed_models)]
     await req.send_json(200, {"object": "list", "data": data})
 
 
 async def retrieve_model(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     model_id = req.path.removeprefix("/v1/models/")
     model = usage.model = authorize(await get_catalogue(), key, model_id)
     await req.send_json(200, _model_object(model))
@@ -100,7 +103,9 @@ async def _check() -> None:
     _HealthCache.checked_at = time.monotonic()
 
 
-async def health(req: Request, usage: Usage | None) -> None:
+async def health_state() -> tuple[int, dict]:
+    """The last health check's status and body, checking again when it is a
+    second old."""
     cache = _HealthCache
     loop = asyncio.get_running_loop()
     checking = cache.checking
@@ -110,5 +115,37 @@ async def health(req: Request, usage: Usage | None) -> None:
         checking = cache.checking = loop.create_task(_check())
     if checking is not None and not checking.done():
         await asyncio.wait([checking], timeout=CHECK_SECONDS + 0.1)
-    status, body = cache.result
+    return cache.result
+
+
+async def health(req: Request, usage: Usage | None) -> None:
+    status, body = await health_state()
     await req.send_json(status, body, [(b"cache-control", b"no-store")])
+
+
+async def metrics_page(req: Request) -> None:
+    """Every worker's metrics for a Prometheus scrape (only when
+    PUREBRIDGE_METRICS is on: gateway/asgi.py), behind
+    PUREBRIDGE_METRICS_TOKEN when one is set."""
+    token = settings.PUREBRIDGE_METRICS_TOKEN
+    if token and not hmac.compare_digest(
+        req.headers.get(b"authorization", b""), b"Bearer " + token.encode()
+    ):
+        error = InvalidRequest(
+            "Send the metrics token as 'Authorization: Bearer <PUREBRIDGE_METRICS_TOKEN>'.",
+            status=401,
+            code="invalid_metrics_token",
+            headers={"www-authenticate": 'Bearer realm="metrics"'},
+        )
+        return await req.send_error(error)
+    metrics.dependencies((await health_state())[1])
+    body = await asyncio.to_thread(metrics.exposition)
+    await req.start(
+        200,
+        [
+            (b"content-type", metrics.CONTENT_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ],
+    )
+    await req.send_body(body)

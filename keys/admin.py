@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.db import models
 
-from keys.forms import UsdField
+from keys.forms import AddressListField, KeyForm, UsdField
 from keys.models import ApiKey
 from keys.services import SETTINGS, key_create
 
@@ -29,6 +29,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "updated_at",
         "last_used_at",
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "allowed_ips":
+            # The console's field: the same parsing, errors and one-a-line display.
+            return AddressListField(
+                label="Allowed IPs", help_text=KeyForm.base_fields["allowed_ips"].help_text
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         if change:

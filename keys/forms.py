@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from keys.models import USD_DECIMAL_PLACES, USD_MAX_DIGITS, ApiKey, validate_key_name
+from keys.networks import networks_parse, networks_split
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 PER_MINUTE_MAX = 2**31 - 1  # the columns are PostgreSQL integers
@@ -78,6 +79,37 @@ class LocalMinuteField(forms.DateTimeField):
         return not self._shows_current(data) and super().has_changed(initial, data)
 
 
+class AddressListField(forms.CharField):
+    """A key's IP allowlist as typed in a textarea: addresses and CIDR ranges,
+    one a line or separated by commas; cleaned to the normalised list the key
+    stores (keys/networks.py), shown back one a line."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "widget",
+            forms.Textarea(
+                attrs={
+                    "rows": 3,
+                    "placeholder": "203.0.113.7\n10.0.0.0/8\n2001:db8::/32",
+                    "spellcheck": "false",
+                    "autocomplete": "off",
+                }
+            ),
+        )
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list | tuple):
+            return networks_parse(value)
+        return networks_parse(networks_split(super().to_python(value) or ""))
+
+
 def _per_minute(label: str) -> forms.IntegerField:
     return forms.IntegerField(
         label=label,
@@ -115,6 +147,13 @@ class KeyForm(forms.Form):
     notification_email = forms.EmailField(
         required=False,
         help_text="Budget and quota alerts for this key. Empty: your profile's default.",
+    )
+    allowed_ips = AddressListField(
+        label="Allowed IP addresses",
+        help_text=(
+            "IPv4 or IPv6 addresses and CIDR ranges, one a line or separated by commas. "
+            "Requests from anywhere else get 403 ip_not_allowed. Empty: any address."
+        ),
     )
 
     def __init__(self, *args, model_ids: list[str], **kwargs) -> None:

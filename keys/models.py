@@ -56,6 +56,10 @@ class ApiKey(models.Model):
         max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMAL_PLACES, null=True, blank=True
     )
     notification_email = models.EmailField(blank=True)
+    # Addresses and CIDR ranges the key may be used from (keys/networks.py),
+    # normalised; empty means anywhere. JSON rather than an array: the
+    # embedded default runs on SQLite.
+    allowed_ips = models.JSONField(default=list, blank=True)
 
     # Rotation: the secret replaced by the last rotation keeps working until
     # previous_valid_until (the grace period), then never again. NULL rather

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from keys.models import ApiKey
+from keys.networks import networks_parse
 
 _ALPHABET = string.ascii_letters + string.digits
 SECRET_LENGTH = 48  # base62: about 285 bits
@@ -91,6 +92,7 @@ def key_create(
     daily_budget_usd: Decimal | None = None,
     monthly_budget_usd: Decimal | None = None,
     notification_email: str = "",
+    allowed_ips: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the record and the secret, which is never stored."""
     for _ in range(5):
@@ -111,6 +113,7 @@ def key_create(
                     daily_budget_usd=daily_budget_usd,
                     monthly_budget_usd=monthly_budget_usd,
                     notification_email=notification_email,
+                    allowed_ips=networks_parse(allowed_ips or []),
                 )
         except IntegrityError:  # lookup collision: astronomically rare, try again
             continue
@@ -134,6 +137,7 @@ SETTINGS = (
     "daily_budget_usd",
     "monthly_budget_usd",
     "notification_email",
+    "allowed_ips",
 )
 
 
@@ -144,6 +148,8 @@ def key_update(*, api_key: ApiKey, **changes: Any) -> ApiKey:
         raise TypeError(f"not a key setting: {', '.join(sorted(unknown))}")
     if "allowed_models" in changes:
         changes["allowed_models"] = sorted(set(changes["allowed_models"] or []))
+    if "allowed_ips" in changes:
+        changes["allowed_ips"] = networks_parse(changes["allowed_ips"] or [])
     for field, value in changes.items():
         setattr(api_key, field, value)
     api_key.save(update_fields=[*changes, "updated_at"])

@@ -413,6 +413,15 @@ PUREBRIDGE_MAX_REPORTED_TOKENS = env_int(
 # A web worker not heard from for this long is dead: the requests it traced in
 # its journal are recorded by the recover-journals task (gateway/journal.py).
 PUREBRIDGE_JOURNAL_TTL = env_float("PUREBRIDGE_JOURNAL_TTL", 30.0, minimum=1.0)
+# The proxies (load balancers) in front of PureBridge whose X-Forwarded-For
+# it believes: with N, a client's address is the Nth entry from the right of
+# that header, the socket's peer being the last proxy. 0: the header is never
+# believed, the socket's peer is the client (gateway/http.py client_address).
+PUREBRIDGE_TRUSTED_PROXY_HOPS = env_int("PUREBRIDGE_TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=32)
+# Prometheus metrics at /metrics (gateway/metrics.py): 404 unless enabled;
+# with a token, scrapers send it as a bearer token.
+PUREBRIDGE_METRICS = env_bool("PUREBRIDGE_METRICS", default=False)
+PUREBRIDGE_METRICS_TOKEN = env_str("PUREBRIDGE_METRICS_TOKEN")
 # The most choices (`n`) one request may ask for: each is reserved against budgets.
 PUREBRIDGE_MAX_CHOICES = env_int("PUREBRIDGE_MAX_CHOICES", 128, minimum=1, maximum=128)
 

@@ -20,7 +20,7 @@ echo "  Background worker: pid $worker (log: var/worker.log)"
 echo
 
 .venv/bin/uvicorn purebridge.asgi:application --host "$host" --port "$port" \
-  --lifespan on --no-access-log --log-level warning &
+  --lifespan on --no-access-log --log-level warning --no-proxy-headers &
 server=$!
 trap 'kill $server $worker 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 100); do

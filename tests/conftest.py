@@ -84,23 +84,38 @@ def _forget_state() -> None:
 class ServerThread:
     """uvicorn serving purebridge.asgi:application in a thread of this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", lifespan: str = "on") -> None:
         from purebridge.asgi import application
 
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.host = host
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
+        # No proxy headers, as gunicorn.conf.py and `make run`: the client
+        # address is PureBridge's to find (gateway/http.py client_address).
         config = uvicorn.Config(
-            application, lifespan="on", log_level="warning", access_log=False, loop="asyncio"
+            application,
+            lifespan=lifespan,
+            log_level="warning",
+            access_log=False,
+            loop="asyncio",
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    async def _serve(self) -> None:
+        from gateway.upstream import close_session
+
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            await close_session()  # the lifespan's, when it is off
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def start(self) -> ServerThread:
         self.thread.start()

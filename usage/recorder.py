@@ -56,7 +56,7 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.errors import UniqueViolation
 
-from purebridge import db
+from purebridge import db, metrics
 from usage.alerts import alerts_check
 
 if TYPE_CHECKING:
@@ -157,6 +157,8 @@ class UsageRecorder:
             with self._cond:
                 self._pending -= len(batch)
                 self._cond.notify_all()
+            # Here, not in record(): the request path pays nothing for it.
+            metrics.usage_backlog(self._pending)
 
     def _write_with_retry(self, batch: list[UsageEntry]) -> None:
         delay = 0.25
@@ -170,6 +172,8 @@ class UsageRecorder:
                 # The web process's other users of it learn it from here too.
                 if db.unreachable(error):
                     db.mark_down(error)
+                metrics.usage_write_failed("unreachable")
+                metrics.usage_backlog(self._pending)
                 log.warning(
                     "writing %d usage records failed (%s, %d waiting); retrying in %.1fs",
                     len(batch),
@@ -186,6 +190,7 @@ class UsageRecorder:
                 # one by one, and the one it refuses with its values brought
                 # within what its columns hold. A completed request is never
                 # left unrecorded.
+                metrics.usage_write_failed("refused")
                 if len(batch) > 1:
                     for entry in batch:
                         self._write_with_retry([entry])

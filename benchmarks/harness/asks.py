@@ -48,6 +48,9 @@ class Ask:
     key: str | None = None
     # The status that counts as answered (401 for made-up keys).
     expect_status: int = 200
+    # Through the gateway: a second gateway of the phase's own on this port
+    # (phases/metrics.py); None: the run's.
+    port: int | None = None
 
 
 RANDOM_KEY = "random"

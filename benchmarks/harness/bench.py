@@ -297,7 +297,7 @@ class Bench:
         upstream, provider = self.models[ask.model]
         if via == "gateway":
             key = ask.key or ("limited" if self.args.limited_key else "plain")
-            base = f"http://{HOST}:{self.gw_port}/v1"
+            base = f"http://{HOST}:{ask.port or self.gw_port}/v1"
             secret = "made-up" if key == RANDOM_KEY else self.keys[key]
             return loadgen_variant(ask, base, ask.model, secret, ask.api, stream)
         # Each upstream gets the API it speaks: a chat-only one what PureBridge

@@ -22,10 +22,17 @@ def start_fake(procs: Procs, port: int, log_path: Path, cpus: set[int] | None) -
 
 
 def start_gateway(
-    procs: Procs, *, app: str, workers: int, port: int, log_path: Path, cpus: set[int] | None
+    procs: Procs,
+    *,
+    app: str,
+    workers: int,
+    port: int,
+    log_path: Path,
+    cpus: set[int] | None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, list[int]]:
     """gunicorn with uvicorn workers on HOST:port, once /health answers and every
-    worker is up: (the master, its workers)."""
+    worker is up: (the master, its workers). `extra_env`: added to its environment."""
     argv = [str(Path(PYTHON).parent / "gunicorn"), app, "-k", "uvicorn_worker.UvicornWorker"]
     argv += ["-w", str(workers), "--bind", f"{HOST}:{port}", "--backlog", "4096"]
     argv += ["--graceful-timeout", "5"]
@@ -38,6 +45,8 @@ def start_gateway(
     env.pop("PUREBRIDGE_ACCESS_LOG", None)  # production default: no access log
     env.pop("WEB_CONCURRENCY", None)
     env.pop("PUREBRIDGE_BIND", None)
+    env.pop("PUREBRIDGE_METRICS", None)  # production default: off (phases/metrics.py turns it on)
+    env.update(extra_env or {})
     master = procs.spawn("gunicorn", argv, log_path, cpus=cpus, env=env)
     _wait_healthy(master, port, workers)
     # Both workers import Django and start their lifespan; give the second a moment.

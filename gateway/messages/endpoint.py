@@ -40,7 +40,7 @@ from gateway.tokens import count_prompt
 
 
 async def create_message(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(credentials(req))
+    key = usage.key = await authenticate(credentials(req), req.client_address())
     body = req.json()
     model_id, stream = check(body)
     usage.stream = stream
@@ -63,7 +63,7 @@ async def count_tokens(req: Request, usage: Usage) -> None:
     """PureBridge's own count (gateway/tokens.py), whatever the model's routes:
     no upstream call, nothing charged, the same answer from every route, and
     the count admission reserves by."""
-    key = usage.key = await authenticate(credentials(req))
+    key = usage.key = await authenticate(credentials(req), req.client_address())
     body = req.json()
     model_id = body.get("model")
     if not isinstance(model_id, str) or not model_id:

@@ -69,7 +69,7 @@ def _validate(body: dict) -> tuple[str, bool]:
 
 
 async def create_response(req: Request, usage: Usage) -> None:
-    key = usage.key = await authenticate(req.credentials())
+    key = usage.key = await authenticate(req.credentials(), req.client_address())
     body = req.json()
     model_id, stream = _validate(body)
     usage.stream = stream

@@ -17,7 +17,7 @@ from keys.services import key_revoke_previous, key_rotate, key_set_active
 
 
 def authenticate(secret: str) -> auth.KeyInfo:
-    return asyncio.run(auth.authenticate(f"Bearer {secret}"))
+    return asyncio.run(auth.authenticate(f"Bearer {secret}", "127.0.0.1"))
 
 
 def refused(secret: str) -> bool:

@@ -19,7 +19,7 @@ SECRET = re.compile(rb"sk-pb-[A-Za-z0-9]{48}")
 
 
 def authenticate(secret: str) -> auth.KeyInfo:
-    return asyncio.run(auth.authenticate(f"Bearer {secret}"))
+    return asyncio.run(auth.authenticate(f"Bearer {secret}", "127.0.0.1"))
 
 
 @pytest.fixture

@@ -50,13 +50,13 @@ def unreadable(monkeypatch):
 
 async def test_a_key_read_before_is_served_as_last_read(make_key, unreadable):
     key, secret = await made(make_key)
-    await authenticate(f"Bearer {secret}")
+    await authenticate(f"Bearer {secret}", "127.0.0.1")
     invalidate_all_keys()  # expired, as after its TTL or Redis's listener reconnecting
     unreadable()
 
-    assert (await authenticate(f"Bearer {secret}")).id == key.id  # tried, failed
+    assert (await authenticate(f"Bearer {secret}", "127.0.0.1")).id == key.id  # tried, failed
     db.mark_down()
-    assert (await authenticate(f"Bearer {secret}")).id == key.id  # not tried
+    assert (await authenticate(f"Bearer {secret}", "127.0.0.1")).id == key.id  # not tried
 
 
 async def test_a_key_not_read_before_is_a_503(make_key, unreadable):
@@ -64,18 +64,18 @@ async def test_a_key_not_read_before_is_a_503(make_key, unreadable):
     unreadable()
 
     with pytest.raises(DatabaseUnavailable):
-        await authenticate(f"Bearer {secret}")
+        await authenticate(f"Bearer {secret}", "127.0.0.1")
 
 
 async def test_a_key_that_changed_is_not_served_from_before_the_change(make_key, unreadable):
     key, secret = await made(make_key)
-    await authenticate(f"Bearer {secret}")
+    await authenticate(f"Bearer {secret}", "127.0.0.1")
     invalidate_key(key.lookup)  # a change published through Redis
     unreadable()
     db.mark_down()
 
     with pytest.raises(DatabaseUnavailable):
-        await authenticate(f"Bearer {secret}")
+        await authenticate(f"Bearer {secret}", "127.0.0.1")
 
 
 async def test_the_catalogue_read_before_is_served_as_last_read(make_model, unreadable):

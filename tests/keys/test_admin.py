@@ -23,6 +23,7 @@ SETTINGS = (
     "daily_budget_usd",
     "monthly_budget_usd",
     "notification_email",
+    "allowed_ips",
 )
 
 
@@ -48,6 +49,7 @@ def test_a_keys_change_page_saved_unchanged_keeps_every_setting(admin_client, ma
         daily_budget_usd="0.000125",
         monthly_budget_usd="1.50",
         notification_email="alerts@example.com",
+        allowed_ips=["203.0.113.7", "2001:db8::/32"],
     )
     before = _settings(key)
     url = f"/admin/keys/apikey/{key.pk}/change/"
@@ -94,3 +96,27 @@ def test_a_key_added_in_the_admin_with_a_line_break_in_its_name_is_refused(admin
     assert response.status_code == 200
     assert "A key name cannot contain control characters" in response.content.decode()
     assert not ApiKey.objects.exists()
+
+
+def test_a_key_added_in_the_admin_takes_an_allowlist_as_the_console_does(admin_client, account):
+    data = form_data(admin_client.get("/admin/keys/apikey/add/").content.decode(), id="apikey_form")
+    data.update(account=[str(account.pk)], name=["office"], allowed_ips=["203.0.113.7, 10.0.0.0/8"])
+
+    response = admin_client.post("/admin/keys/apikey/add/", data)
+
+    assert response.status_code == 302
+    assert ApiKey.objects.get().allowed_ips == ["203.0.113.7/32", "10.0.0.0/8"]
+
+
+def test_a_bad_allowlist_entry_in_the_admin_is_an_error(admin_client, make_key):
+    key, _ = make_key(name="office")
+    url = f"/admin/keys/apikey/{key.pk}/change/"
+    data = form_data(admin_client.get(url).content.decode(), id="apikey_form")
+    data.update(allowed_ips=["10.1.2.3/8"])
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "the range is 10.0.0.0/8" in response.content.decode()
+    key.refresh_from_db()
+    assert key.allowed_ips == []

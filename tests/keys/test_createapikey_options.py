@@ -43,6 +43,10 @@ def test_every_key_setting_can_be_given_as_an_option(make_model):
         "2099-01-31",
         "--notify-email",
         "alerts@example.com",
+        "--allow-ip",
+        "203.0.113.7",
+        "--allow-ip",
+        "10.0.0.0/8,2001:db8::/32",
     )
 
     key = ApiKey.objects.get()
@@ -56,6 +60,7 @@ def test_every_key_setting_can_be_given_as_an_option(make_model):
     assert key.allowed_models == ["m1", "m2"]
     assert key.expires_at.date() == datetime(2099, 1, 31, tzinfo=UTC).date()
     assert key.notification_email == "alerts@example.com"
+    assert key.allowed_ips == ["203.0.113.7/32", "10.0.0.0/8", "2001:db8::/32"]
 
 
 @pytest.mark.django_db
@@ -98,6 +103,8 @@ def test_amounts_are_kept_to_the_micro_dollar_and_the_name_as_the_console_keeps_
         (("--notify-email", "not-an-email"), "not a valid email address"),
         (("--name", "x\r\nBcc: a@evil.example"), "cannot contain control characters"),
         (("--name", "tab\there"), "cannot contain control characters"),
+        (("--allow-ip", "office"), "“office” is not an IP address or CIDR range"),
+        (("--allow-ip", "10.1.2.3/8"), "the range is 10.0.0.0/8"),
     ],
 )
 def test_bad_options_are_refused_with_a_clear_message(args, message):

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.services import account_get_or_create_for_email
 from keys.forms import KeyForm, UsdField
+from keys.networks import networks_parse, networks_split
 from keys.services import key_create
 
 # Option types raise ArgumentTypeError: argparse then prints the usage and the
@@ -45,6 +46,14 @@ def _expiry(value: str) -> datetime:
     return parsed
 
 
+def _networks(value: str) -> list[str]:
+    """Addresses or CIDR ranges (one, or several separated by commas)."""
+    try:
+        return networks_parse(networks_split(value))
+    except ValidationError as error:
+        raise ArgumentTypeError(" ".join(error.messages)) from None
+
+
 def _name(value: str) -> str:
     """The name by the console form's rules (stripped, 1 to 100 characters, no
     control characters), so a key made here saves unchanged there."""
@@ -73,6 +82,14 @@ class Command(BaseCommand):
         parser.add_argument("--models", help="comma-separated public model ids (default: all)")
         parser.add_argument("--expires", type=_expiry, help="ISO date or date-time")
         parser.add_argument("--notify-email", default="", help="budget alerts go here")
+        parser.add_argument(
+            "--allow-ip",
+            type=_networks,
+            action="append",
+            default=[],
+            metavar="ADDRESS_OR_CIDR",
+            help="an address or CIDR range the key may be used from (repeatable; default: any)",
+        )
 
     def handle(self, *args, **options):
         email, name = options["email"], _name(options["name"])
@@ -97,6 +114,7 @@ class Command(BaseCommand):
             daily_budget_usd=options["daily_budget"],
             monthly_budget_usd=options["monthly_budget"],
             notification_email=options["notify_email"],
+            allowed_ips=[network for given in options["allow_ip"] for network in given],
         )
         self.stderr.write(f"created key {api_key.name!r} ({api_key.display_prefix}…)")
         self.stdout.write(secret)
