@@ -15,29 +15,21 @@ and daily rows equal the raw records summed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purebridge.settings")
+from harness import usage_setup
+from harness.usage_setup import MODELS
 
-import django  # noqa: E402
+usage_setup.django()
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from accounts.models import User  # noqa: E402
-from keys.services import key_create  # noqa: E402
 from usage.recorder import UsageEntry, _write  # noqa: E402
 from usage.services import usage_rollup  # noqa: E402
 
-MODELS = [f"model-{i}" for i in range(6)]
 BATCH = 500
 
 
@@ -93,11 +85,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=5)
     parser.add_argument("--rate", type=int, default=1000, help="requests a second")
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
-    account = User.objects.create_user("bench-rollup@example.com").account
-    account.timezone = "Asia/Tokyo"
-    account.save()
-    keys = [key_create(account=account, name=f"key-{i}")[0] for i in range(20)]
+    _, keys = usage_setup.bench_account("bench-rollup@example.com")
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     per_minute = args.rate * 60
     usage_rollup()  # the first run's watermark; nothing to fold yet

@@ -35,7 +35,8 @@ def start_gateway(
     worker is up: (the master, its workers). `extra_env`: added to its environment."""
     argv = [str(Path(PYTHON).parent / "gunicorn"), app, "-k", "uvicorn_worker.UvicornWorker"]
     argv += ["-w", str(workers), "--bind", f"{HOST}:{port}", "--backlog", "4096"]
-    argv += ["--graceful-timeout", "5"]
+    # Not the shared ~/.gunicorn/gunicorn.ctl: another gunicorn on the machine may hold it.
+    argv += ["--graceful-timeout", "5", "--no-control-socket"]
     uses_conf = (ROOT / "gunicorn.conf.py").exists()
     log(
         f"gunicorn -w {workers} on {HOST}:{port}"
