@@ -8,7 +8,7 @@ from decimal import Decimal
 from gateway import reported
 from gateway.auth import KeyInfo
 from gateway.catalogue import ModelConfig, RouteConfig
-from gateway.errors import GatewayError, KeyRefused, UnknownApiKey
+from gateway.errors import GatewayError, KeyRefused, ModelNotFound, UnknownApiKey
 from gateway.http import Request, clean_header_value
 from gateway.limiter import Reservation
 from gateway.providers.anthropic import chat_usage
@@ -28,6 +28,7 @@ class Usage:
         "endpoint",
         "key",
         "model",
+        "asked_model",
         "route",
         "stream",
         "prompt_tokens",
@@ -57,6 +58,7 @@ class Usage:
         self.endpoint = endpoint
         self.key: KeyInfo | None = None
         self.model: ModelConfig | None = None
+        self.asked_model = ""  # a model id refused as unknown (ModelNotFound)
         self.route: RouteConfig | None = None
         self.stream = False
         self.prompt_tokens = self.cached_tokens = self.cache_write_tokens = 0
@@ -149,7 +151,9 @@ class Usage:
 
     def fail(self, error: GatewayError) -> None:
         self.status = error.status
-        self.error_type = (error.code or error.type)[:64]
+        self.error_type = error.recorded_as
+        if isinstance(error, ModelNotFound) and self.model is None:
+            self.asked_model = error.model[:128]
         if isinstance(error, KeyRefused) and self.key is None:
             self.key = error.key  # the key is good: the refusal is its own record
         elif isinstance(error, UnknownApiKey):
@@ -169,7 +173,7 @@ class Usage:
         req = self.req
         latency = time.perf_counter() - req.started
         status = self.status or req.status or 200
-        model = self.model.public_id if self.model else ""
+        model = self.model.public_id if self.model else self.asked_model
         provider = self.route.provider.name if self.route else ""
         reason = self._estimate()
         cost = Decimal(0)

@@ -33,6 +33,11 @@ class GatewayError(Exception):
             self.status = status
         self.headers = headers or {}
 
+    @property
+    def recorded_as(self) -> str:
+        """The usage record's error_type for this error."""
+        return (self.code or self.type)[:64]
+
     def body(self) -> dict:
         return {
             "error": {
@@ -93,6 +98,7 @@ class ModelNotFound(InvalidRequest):
         super().__init__(
             f"The model `{model}` does not exist or you do not have access to it.", param="model"
         )
+        self.model = model  # recorded as asked, so its owner sees what was mistyped
 
 
 class UnknownUrl(InvalidRequest):
@@ -122,13 +128,22 @@ class RateLimited(GatewayError):
 
 
 class InsufficientQuota(GatewayError):
+    """A budget, the quota or the balance (`window`: daily, monthly, total,
+    balance) cannot cover the request. Clients see OpenAI's code; the record
+    names the window ("insufficient_quota:balance"), for the console."""
+
     status = 429
     type = "insufficient_quota"
     code = "insufficient_quota"
 
-    def __init__(self, message: str, **kwargs) -> None:
+    def __init__(self, message: str, *, window: str = "", **kwargs) -> None:
         headers = {"x-should-retry": "false", **kwargs.pop("headers", {})}
         super().__init__(message, headers=headers, **kwargs)
+        self.window = window
+
+    @property
+    def recorded_as(self) -> str:
+        return f"{self.code}:{self.window}" if self.window else str(self.code)
 
 
 class UpstreamError(GatewayError):

@@ -279,6 +279,10 @@ class Request:
         try:
             body = orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
+            if "UTF-8" in str(exc):
+                raise InvalidRequest(
+                    "The request body is not valid JSON: it must be encoded as UTF-8."
+                ) from None
             raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")

@@ -168,7 +168,9 @@ def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dic
             )
         return RateLimited(
             f"Rate limit reached for tokens: {key.tpm_limit} per minute on this key, "
-            f"{verdict.tokens} used. Try again in {retry}s.",
+            f"{verdict.tokens} used or reserved (each request reserves its prompt and its "
+            f"output cap until its usage is known; this one {ask.cap_text()}). "
+            f"Try again in {retry}s, or set a lower {ask.cap_param}.",
             headers={**headers, "retry-after": str(retry)},
         )
     window = windows[verdict.window_index]
@@ -192,11 +194,13 @@ def refusal(key, verdict: Verdict, windows: list[Window], ask: Ask, headers: dic
             f"{label[window.name]}: limit {_money(limit)}, spent {_money(spent)}. {when} "
             f"{ask.smaller().capitalize()} may fit now.",
             headers=headers,
+            window=window.name,
         )
     return InsufficientQuota(
         f"This key's {label[window.name]} is used up: limit {_money(limit)}, "
         f"spent {_money(spent)}. {when}",
         headers=headers,
+        window=window.name,
     )
 
 
@@ -212,12 +216,14 @@ def _balance_refusal(window: Window, verdict: Verdict, ask: Ask, headers: dict):
             f"(requests in flight included). Top up at {billing}; {ask.smaller()} "
             f"may fit now.",
             headers=headers,
+            window=window.name,
         )
     state = f"owes {_money(-left)}" if left < 0 else f"has {_money(0)} left"
     return InsufficientQuota(
         f"This account's balance is used up: it {state}. "
         f"Buy or redeem a plan at {billing} to go on.",
         headers=headers,
+        window=window.name,
     )
 
 

@@ -20,8 +20,14 @@ INPUT_ROLES = frozenset(("system", "developer", "user", "assistant"))
 
 def model_id(body: dict) -> str:
     model = body.get("model")
-    if not isinstance(model, str) or not model:
+    if model is None or model == "":
         raise InvalidRequest("You must provide a model parameter.", param="model")
+    if not isinstance(model, str):
+        raise InvalidRequest(
+            f"'model' must be a string (a model id from GET /v1/models), "
+            f"not {type(model).__name__ if not isinstance(model, bool) else 'a boolean'}.",
+            param="model",
+        )
     return model
 
 

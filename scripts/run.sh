@@ -22,10 +22,12 @@ echo
 .venv/bin/uvicorn purebridge.asgi:application --host "$host" --port "$port" \
   --lifespan on --no-access-log --log-level warning --no-proxy-headers &
 server=$!
-trap 'kill $server $worker 2>/dev/null || true' EXIT INT TERM
+trap 'kill $server $worker 2>/dev/null || true' EXIT
+# Ctrl-C (or a TERM) stops both and is the normal way out: exit 0, not 130/143.
+trap 'kill $server $worker 2>/dev/null || true; exit 0' INT TERM
 for _ in $(seq 100); do
   $py -c "import urllib.request; urllib.request.urlopen('$base/health', timeout=1)" 2>/dev/null && break
   sleep 0.1
 done
 echo "PureBridge is up on $base  (Ctrl-C stops it)"
-wait $server
+wait $server || true

@@ -70,6 +70,35 @@ def test_bad_json_message_says_it_is_not_json(http, api_key, make_model):
     assert "JSON" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"model": "\xff", "messages": []}', "must be encoded as UTF-8"),
+        (b'{"model": 5, "messages": []}', "'model' must be a string"),
+        (b'{"model": true, "messages": []}', "not a boolean"),
+    ],
+)
+def test_a_body_of_the_wrong_encoding_or_model_type_says_what_is_wrong(
+    http, api_key, make_model, body, says
+):
+    make_model()
+
+    response = post_chat(http, api_key, body)
+
+    assert says in response.json()["error"]["message"]
+
+
+def test_an_unknown_model_is_recorded_as_asked(http, api_key, make_model, usage_records):
+    """Its owner finds in the request log what was mistyped."""
+    make_model()
+
+    response = post_chat(http, api_key, chat_body("gpt-5-mini-typo"))
+
+    assert response.status_code == 404
+    [record] = usage_records()
+    assert (record.model, record.error_type) == ("gpt-5-mini-typo", "model_not_found")
+
+
 def test_missing_authorization_header_gets_401(http, make_model):
     make_model()
 

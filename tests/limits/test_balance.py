@@ -277,3 +277,18 @@ def test_a_lost_balance_counter_is_rebuilt_from_the_books(
     assert wait_for(lambda: len(records_of(key)) == 4)
     assert wait_for(lambda: spent() == 4 * FLAT_COST)
     assert Balance.objects.get(account=account).used_usd == Decimal(4 * FLAT_COST) / MICROS
+
+
+def test_a_refusal_is_recorded_with_the_window_that_refused_it(
+    live, http, account, make_key, models, usage_records
+):
+    credit(account, Decimal("0.000001"))
+    _, secret = make_key(daily_budget_usd=Decimal("5"))
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    refused = http.post("/v1/chat/completions", json=chat("flat", max_tokens=5), headers=headers)
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "insufficient_quota"  # what clients read
+    [record] = usage_records()
+    assert record.error_type == "insufficient_quota:balance"
