@@ -220,7 +220,9 @@ class Usage:
         )
         metrics.request_settled(
             route=self.endpoint,
-            model=model,
+            # Catalogue models only: a label per id a client made up would
+            # grow the metrics without bound.
+            model=self.model.public_id if self.model else "",
             provider=provider,
             status=status,
             latency=latency,

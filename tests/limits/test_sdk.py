@@ -44,7 +44,7 @@ def test_sdk_raises_at_once_on_an_exhausted_budget_without_retrying(
     assert refused.value.response.headers["x-should-retry"] == "false"
     assert [(r.status, r.error_type) for r in usage_records()] == [
         (200, ""),
-        (429, "insufficient_quota"),
+        (429, "insufficient_quota:daily"),
     ]
     assert fake_upstream.stats["hits"] == 1
 
