@@ -32,7 +32,6 @@ from billing.models import Balance, LedgerEntry, LowBalanceAlert
 from purebridge.text import one_line
 
 log = logging.getLogger(__name__)
-CENTS = Decimal("0.01")
 
 
 def low_balance_alerts_due() -> list[int]:
@@ -129,10 +128,9 @@ def low_balance_email(
 ) -> EmailMultiAlternatives:
     context = {
         "account_name": one_line(account.name),
-        "threshold": threshold.quantize(CENTS),
-        "balance": balance.quantize(CENTS),
+        "threshold": threshold,
+        "balance": balance,
         "owed": balance < 0,
-        "owed_amount": abs(balance).quantize(CENTS),
         "billing_url": f"{settings.PUREBRIDGE_CONSOLE_URL}/billing/",
     }
     subject = one_line(render_to_string("billing/email/low-balance-alert-subject.txt", context))
