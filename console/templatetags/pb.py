@@ -88,7 +88,14 @@ def ago(value: datetime | None) -> str:
 
 
 REASONS = {
-    "insufficient_quota": "budget used up",
+    # A refusal for spend names its window; records from before it did not.
+    "insufficient_quota": "budget, quota or balance used up",
+    "insufficient_quota:daily": "daily budget used up",
+    "insufficient_quota:monthly": "monthly budget used up",
+    "insufficient_quota:total": "quota used up",
+    "insufficient_quota:balance": "balance used up",
+    "account_on_hold": "account on hold",
+    "ip_not_allowed": "address not allowed",
     "rate_limit_exceeded": "rate limited",
     "client_disconnected": "client left",
     "invalid_api_key": "bad key",
@@ -102,7 +109,7 @@ REASONS = {
 @register.filter
 def reason(error_type: str) -> str:
     """A usage record's error in words."""
-    return REASONS.get(error_type, error_type.replace("_", " "))
+    return REASONS.get(error_type, error_type.replace("_", " ").replace(":", ": "))
 
 
 @register.filter

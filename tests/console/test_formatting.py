@@ -1,4 +1,4 @@
-"""The console's money wording (console/templatetags/pb.py)."""
+"""The console's money and refusal wording (console/templatetags/pb.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from console.templatetags.pb import price, signed_usd, usd, usd_abs
+from console.templatetags.pb import price, reason, signed_usd, usd, usd_abs
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,25 @@ def test_nothing_is_a_dash():
 def test_prices_per_million_keep_their_own_filter():
     assert price(Decimal("10")) == "$10.00"
     assert price(Decimal("0.000375")) == "$0.000375"
+
+
+@pytest.mark.parametrize(
+    ("error_type", "words"),
+    [
+        ("insufficient_quota:daily", "daily budget used up"),
+        ("insufficient_quota:monthly", "monthly budget used up"),
+        ("insufficient_quota:total", "quota used up"),
+        ("insufficient_quota:balance", "balance used up"),
+        ("insufficient_quota", "budget, quota or balance used up"),
+        ("account_on_hold", "account on hold"),
+        ("ip_not_allowed", "address not allowed"),
+        ("rate_limit_exceeded", "rate limited"),
+    ],
+)
+def test_a_refusal_reads_as_what_was_used_up_or_refused(error_type, words):
+    assert reason(error_type) == words
+
+
+def test_an_unknown_error_type_is_spelled_out():
+    assert reason("context_length_exceeded") == "context length exceeded"
+    assert reason("insufficient_quota:weekly") == "insufficient quota: weekly"

@@ -66,7 +66,18 @@ def test_a_refused_request_shows_its_reason_on_the_key_page(owner_client, key):
 
     page = owner_client.get(f"/keys/{owner_key.id}/").content.decode()
 
-    assert "budget used up" in page
+    assert "budget, quota or balance used up" in page
+
+
+@pytest.mark.django_db
+def test_a_refusal_names_the_window_that_was_used_up(owner_client, key):
+    _spend(key, "0", status=429, error_type="insufficient_quota:daily")
+    _spend(key, "0", status=429, error_type="insufficient_quota:balance")
+
+    page = owner_client.get(f"/keys/{key.id}/").content.decode()
+
+    assert "daily budget used up" in page
+    assert "balance used up" in page
 
 
 @pytest.mark.django_db
