@@ -20,14 +20,13 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 
 from accounts.models import Account
+from accounts.selectors import account_alert_email
 from billing.models import Balance, LedgerEntry, LowBalanceAlert
 from purebridge.text import one_line
 
@@ -81,7 +80,7 @@ def low_balance_alert_send(*, account_id: int) -> bool:
     entry = crossing(account_id, threshold)
     if entry is None:
         return False
-    recipient = _recipient(balance.account)
+    recipient = account_alert_email(balance.account)
     connection = get_connection()
     try:
         with transaction.atomic():
@@ -109,18 +108,6 @@ def low_balance_alert_send(*, account_id: int) -> bool:
             connection.close()
         except Exception:
             log.warning("closing the email connection failed", exc_info=True)
-
-
-def _recipient(account: Account) -> str:
-    """The account's notification email, else its first user's."""
-    owner = account.users.order_by("date_joined").values_list("email", flat=True).first()
-    for address in (account.notification_email, owner or ""):
-        try:
-            validate_email(address)
-        except ValidationError:
-            continue
-        return one_line(address)
-    return ""
 
 
 def low_balance_email(
