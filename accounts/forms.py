@@ -43,15 +43,14 @@ class SignUpForm(forms.Form):
             )
         return email
 
-    def clean(self) -> dict:
-        cleaned = super().clean() or {}
-        email, password = cleaned.get("email"), cleaned.get("password")
-        if email and password:
-            try:
-                password_validation.validate_password(password, User(email=email))
-            except ValidationError as error:
-                self.add_error("password", error)
-        return cleaned
+    def clean_password(self) -> str:
+        # Checked whatever became of the email, so a taken address and a weak
+        # password are both told at once; the similarity check compares with
+        # the address as typed when it did not pass.
+        password = self.cleaned_data["password"]
+        email = self.cleaned_data.get("email") or str(self.data.get("email", ""))
+        password_validation.validate_password(password, User(email=email))
+        return password
 
 
 class LoginForm(AuthenticationForm):

@@ -11,12 +11,13 @@ from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import account_required, current_account
 from accounts.forms import LoginForm, ProfileForm, SignUpForm
 from accounts.models import User
 from accounts.services import account_profile_update, user_sign_up
+from console.methods import post_only
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -65,7 +66,7 @@ def log_in(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/login.html", {"form": form, "next": next_url})
 
 
-@require_POST
+@post_only
 def log_out(request: HttpRequest) -> HttpResponse:
     auth_logout(request)
     messages.info(request, "You are logged out.")

@@ -20,19 +20,17 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 
 from accounts.models import Account
+from accounts.selectors import account_alert_email
 from billing.models import Balance, LedgerEntry, LowBalanceAlert
 from purebridge.text import one_line
 
 log = logging.getLogger(__name__)
-CENTS = Decimal("0.01")
 
 
 def low_balance_alerts_due() -> list[int]:
@@ -82,7 +80,7 @@ def low_balance_alert_send(*, account_id: int) -> bool:
     entry = crossing(account_id, threshold)
     if entry is None:
         return False
-    recipient = _recipient(balance.account)
+    recipient = account_alert_email(balance.account)
     connection = get_connection()
     try:
         with transaction.atomic():
@@ -112,27 +110,14 @@ def low_balance_alert_send(*, account_id: int) -> bool:
             log.warning("closing the email connection failed", exc_info=True)
 
 
-def _recipient(account: Account) -> str:
-    """The account's notification email, else its first user's."""
-    owner = account.users.order_by("date_joined").values_list("email", flat=True).first()
-    for address in (account.notification_email, owner or ""):
-        try:
-            validate_email(address)
-        except ValidationError:
-            continue
-        return one_line(address)
-    return ""
-
-
 def low_balance_email(
     account: Account, *, threshold: Decimal, balance: Decimal, to: str
 ) -> EmailMultiAlternatives:
     context = {
         "account_name": one_line(account.name),
-        "threshold": threshold.quantize(CENTS),
-        "balance": balance.quantize(CENTS),
+        "threshold": threshold,
+        "balance": balance,
         "owed": balance < 0,
-        "owed_amount": abs(balance).quantize(CENTS),
         "billing_url": f"{settings.PUREBRIDGE_CONSOLE_URL}/billing/",
     }
     subject = one_line(render_to_string("billing/email/low-balance-alert-subject.txt", context))

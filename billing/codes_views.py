@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import formats, timezone
-from django.views.decorators.http import require_POST
 
 from accounts.decorators import account_required, current_account
 from accounts.throttle import client_ip
@@ -14,11 +13,12 @@ from billing.codes import code_redeem
 from billing.codes_forms import RedeemForm
 from billing.models import LedgerEntry
 from console.htmx import HtmxHttpRequest
+from console.methods import post_only
 from console.templatetags.pb import usd
 
 
 @account_required
-@require_POST
+@post_only
 def redeem(request: HtmxHttpRequest) -> HttpResponse:
     form = RedeemForm(request.POST)
     result = None

@@ -19,6 +19,7 @@ from billing.checkout import PlanNotForSale, checkout_fulfil, checkout_start
 from billing.models import Balance, Plan, Purchase
 from billing.webhook import stripe_webhook_receive
 from console.htmx import HtmxHttpRequest
+from console.methods import post_only
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _plan_for_sale(ref: str) -> Plan:
 
 
 @account_required
-@require_POST
+@post_only
 def checkout_buy(request: HtmxHttpRequest) -> HttpResponse:
     plan = _plan_for_sale(request.POST.get("plan", "").strip())
     try:

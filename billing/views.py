@@ -12,7 +12,7 @@ import secrets
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from accounts.decorators import account_required, current_account
 from billing import stripe_api
@@ -21,6 +21,7 @@ from billing.page_forms import LowBalanceAlertForm
 from billing.selectors import balance_of, ledger_page, plans_for_sale
 from billing.services import low_balance_alert_set
 from console.htmx import HtmxHttpRequest
+from console.methods import post_only
 from console.templatetags.pb import usd
 from gateway.limits import reserved_in_flight
 
@@ -54,7 +55,7 @@ def billing_page(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @account_required
-@require_POST
+@post_only
 def low_balance_alert(request: HtmxHttpRequest) -> HttpResponse:
     account = current_account(request)
     form = LowBalanceAlertForm(request.POST)

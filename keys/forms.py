@@ -156,8 +156,15 @@ class KeyForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, model_ids: list[str], **kwargs) -> None:
+    def __init__(self, *args, model_ids: list[str], alerts_default: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if alerts_default:
+            # Never pre-filled: a key left empty follows the profile's default
+            # when that changes; the address it would get now is named here.
+            self.fields["notification_email"].help_text = (
+                "Budget and quota alerts for this key. "
+                f"Empty: your profile's default, now {alerts_default}."
+            )
         expires_at = self.fields["expires_at"]
         assert isinstance(expires_at, LocalMinuteField)
         expires_at.current = self.initial.get("expires_at")
@@ -167,9 +174,11 @@ class KeyForm(forms.Form):
         self.fields["allowed_models"].choices = [(i, i) for i in ids]  # type: ignore[attr-defined]
 
     @classmethod
-    def for_key(cls, api_key: ApiKey, data=None, *, model_ids: list[str]) -> KeyForm:
+    def for_key(
+        cls, api_key: ApiKey, data=None, *, model_ids: list[str], alerts_default: str = ""
+    ) -> KeyForm:
         initial = {name: getattr(api_key, name) for name in cls.base_fields}
-        return cls(data, initial=initial, model_ids=model_ids)
+        return cls(data, initial=initial, model_ids=model_ids, alerts_default=alerts_default)
 
     def clean_expires_at(self):
         expires_at = self.cleaned_data.get("expires_at")

@@ -8,10 +8,12 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import account_required, current_account
+from accounts.selectors import account_alert_email
 from console.htmx import HtmxHttpRequest
+from console.methods import post_only
 from gateway.limits import current_rate
 from gateway.selectors import price_list
 from keys.forms import KeyForm, RotateForm
@@ -52,10 +54,9 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def key_create_view(request: HtmxHttpRequest) -> HttpResponse:
     account = current_account(request)
-    default_email = account.notification_email or getattr(request.user, "email", "")
     prices = price_list()
     form = KeyForm(
-        _data(request), initial={"notification_email": default_email}, model_ids=prices.models
+        _data(request), model_ids=prices.models, alerts_default=account_alert_email(account)
     )
     context: dict = {"form": form, "prices": prices, "api_base": settings.PUREBRIDGE_API_BASE_URL}
     if form.is_valid():
@@ -85,7 +86,12 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
 def key_edit(request: HttpRequest, key_id: int) -> HttpResponse:
     key = _get_key_for_user(request, key_id)
     prices = price_list()
-    form = KeyForm.for_key(key, _data(request), model_ids=prices.models)
+    form = KeyForm.for_key(
+        key,
+        _data(request),
+        model_ids=prices.models,
+        alerts_default=account_alert_email(current_account(request)),
+    )
     if form.is_valid():
         changed = {name: form.cleaned_data[name] for name in form.changed_data}
         if changed:
@@ -96,7 +102,7 @@ def key_edit(request: HttpRequest, key_id: int) -> HttpResponse:
 
 
 @account_required
-@require_POST
+@post_only
 def key_set_status(request: HtmxHttpRequest, key_id: int, active: bool) -> HttpResponse:
     key = key_set_active(api_key=_get_key_for_user(request, key_id), active=active)
     if request.htmx:
@@ -120,7 +126,7 @@ def key_rotate_view(request: HttpRequest, key_id: int) -> HttpResponse:
 
 
 @account_required
-@require_POST
+@post_only
 def key_revoke_previous_view(request: HttpRequest, key_id: int) -> HttpResponse:
     key = key_revoke_previous(api_key=_get_key_for_user(request, key_id))
     messages.success(request, "The previous secret no longer works.")

@@ -23,7 +23,6 @@ from purebridge.text import one_line
 from usage.models import SpendAnomaly
 
 WINDOW_LABELS = {"daily": "daily budget", "monthly": "monthly budget", "total": "total quota"}
-CENTS = Decimal("0.01")
 
 
 def budget_alert(
@@ -44,8 +43,8 @@ def budget_alert(
         "window": WINDOW_LABELS[window],
         "period": period,
         "threshold": threshold,
-        "spent": spent.quantize(CENTS),
-        "limit": limit.quantize(CENTS),
+        "spent": spent,
+        "limit": limit,
         # In the account's time zone, as the window itself.
         "resets_at": resets_at.strftime("%Y-%m-%d %H:%M %Z") if resets_at else "",
         "key_url": f"{settings.PUREBRIDGE_CONSOLE_URL}/keys/{key.id}/",
@@ -81,8 +80,8 @@ def spend_anomaly_email(anomaly: SpendAnomaly, *, to: str) -> EmailMultiAlternat
         "key_name": one_line(key.name),
         "hour": f"{start:%Y-%m-%d %H:%M}–{start + timedelta(hours=1):%H:%M %Z}",
         "reasons": " and ".join(REASON_LABELS[r] for r in anomaly.reasons.split(",")),
-        "spend": anomaly.spend_usd.quantize(CENTS),
-        "baseline_spend": anomaly.baseline_spend_usd.quantize(CENTS),
+        "spend": anomaly.spend_usd,
+        "baseline_spend": anomaly.baseline_spend_usd,
         "requests": anomaly.requests,
         "baseline_requests": f"{anomaly.baseline_requests.normalize():f}",  # 10, 10.5
         "tokens_per_request": round(anomaly.tokens_per_request),

@@ -9,13 +9,12 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import TruncHour
 
+from accounts.selectors import account_alert_email, email_is_valid
 from keys.models import ApiKey
 from usage import budgets
 from usage.budgets import MICROS, budget_windows
@@ -177,18 +176,9 @@ _HAS_BUDGET = (
 
 
 def _recipient(key: ApiKey) -> str:
-    """The key's notification email, else the account's, else its owner's: the
-    first that is a valid address (so one line, never a header of its own)."""
-    for address in (key.notification_email, key.account.notification_email):
-        if _valid(address):
-            return address
-    owner = key.account.users.order_by("date_joined").values_list("email", flat=True).first()
-    return owner if owner and _valid(owner) else ""
-
-
-def _valid(address: str) -> bool:
-    try:
-        validate_email(address)
-    except ValidationError:
-        return False
-    return True
+    """The key's notification email, else the account's default (its
+    profile's, else its owner's), read when the alert is sent: a key left
+    empty follows later changes of the profile."""
+    if email_is_valid(key.notification_email):
+        return key.notification_email
+    return account_alert_email(key.account)

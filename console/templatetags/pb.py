@@ -12,23 +12,35 @@ from django.utils.timesince import timesince
 register = template.Library()
 
 CENT = Decimal("0.01")
+MICRO = Decimal("0.000001")
 
 
 @register.filter
 def usd(value: Decimal | int | float | str | None) -> str:
-    """$12.35 for whole amounts; small costs keep up to six decimals ($0.000036)."""
+    """Money, for balances, ledger entries, spend, budgets and alerts: to the
+    cent when the amount is exact to the cent ($5.00, $1,234.50), else to the
+    micro-dollar without trailing zeros ($4.99937, $0.000036).
+
+    A non-zero amount never reads as a round one: under a micro-dollar it is
+    <$0.000001, and one that rounds to whole cents keeps its six places
+    ($5.000000 for $4.9999999), so a balance that has moved shows it moved.
+    A negative amount has a true minus sign (−$0.50)."""
     if value is None or value == "":
         return "—"
     amount = Decimal(str(value))
-    if amount == 0 or abs(amount) >= 1:
-        return f"${amount.quantize(CENT):,}"
-    small = amount.quantize(Decimal("0.000001")).normalize()
-    if small == 0:
-        return "<$0.000001"
-    text = f"{small:f}"
-    if len(text.split(".")[1]) < 2:
-        text = f"{small.quantize(CENT):f}"
-    return f"${text}"
+    sign = "−" if amount < 0 else ""
+    amount = abs(amount)
+    if amount == amount.quantize(CENT):
+        return f"{sign}${amount.quantize(CENT):,}"
+    micro = amount.quantize(MICRO)
+    if micro == 0:
+        return f"{sign}<$0.000001"
+    if micro == micro.quantize(CENT):
+        places = 6
+    else:
+        exponent = micro.normalize().as_tuple().exponent
+        places = max(2, -exponent) if isinstance(exponent, int) else 6
+    return f"{sign}${micro:,.{places}f}"
 
 
 @register.filter
@@ -76,7 +88,14 @@ def ago(value: datetime | None) -> str:
 
 
 REASONS = {
-    "insufficient_quota": "budget used up",
+    # A refusal for spend names its window; records from before it did not.
+    "insufficient_quota": "budget, quota or balance used up",
+    "insufficient_quota:daily": "daily budget used up",
+    "insufficient_quota:monthly": "monthly budget used up",
+    "insufficient_quota:total": "quota used up",
+    "insufficient_quota:balance": "balance used up",
+    "account_on_hold": "account on hold",
+    "ip_not_allowed": "address not allowed",
     "rate_limit_exceeded": "rate limited",
     "client_disconnected": "client left",
     "invalid_api_key": "bad key",
@@ -90,7 +109,7 @@ REASONS = {
 @register.filter
 def reason(error_type: str) -> str:
     """A usage record's error in words."""
-    return REASONS.get(error_type, error_type.replace("_", " "))
+    return REASONS.get(error_type, error_type.replace("_", " ").replace(":", ": "))
 
 
 @register.filter

@@ -29,6 +29,24 @@ def test_sign_up_errors_are_shown_next_to_the_fields(anonymous_client, user):
     assert User.objects.count() == 1
 
 
+def test_a_taken_email_and_a_short_password_are_both_told_at_once(anonymous_client, user):
+    response = post(anonymous_client, "/signup/", {"email": user.email, "password": "pb-1"})
+
+    page = response.content.decode()
+    assert "An account with this email already exists" in page
+    assert "This password is too short." in page
+
+
+def test_an_invalid_email_and_a_password_like_it_are_both_told(anonymous_client):
+    response = post(
+        anonymous_client, "/signup/", {"email": "mallory.example", "password": "mallory.example"}
+    )
+
+    page = response.content.decode()
+    assert "Enter a valid email address." in page
+    assert "The password is too similar to the email." in page
+
+
 def test_a_weak_password_is_refused_inline(anonymous_client, email):
     response = post(anonymous_client, "/signup/", {"email": email, "password": "password"})
 

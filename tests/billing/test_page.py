@@ -85,6 +85,26 @@ def test_a_negative_balance_reads_as_owed(account, owner_client):
     assert "You owe $1.23" in html
 
 
+def test_a_balance_after_a_tiny_spend_shows_the_spend(account, owner_client):
+    post(account, "5", "t:1")
+    post(account, "-0.0006", "usage:1:a", kind="usage")
+    post(account, "-0.00003", "usage:1:b", kind="usage")
+
+    html = owner_client.get(URL).content.decode()
+
+    assert re.search(r'id="balance"[^>]*>\$4\.99937<', html)
+    balances_after = re.findall(r'<td class="num nowrap hide-sm">([^<]*)</td>', html)
+    assert balances_after == ["$4.99937", "$4.9994", "$5.00"]
+    assert "−$0.00003" in html and "−$0.0006" in html
+
+
+def test_the_overview_shows_the_balance_to_the_micro_dollar(account, owner_client):
+    post(account, "5", "t:1")
+    post(account, "-0.0006", "usage:1:a", kind="usage")
+
+    assert "$4.9994" in owner_client.get("/").content.decode()
+
+
 def test_an_account_with_no_entries_has_a_zero_balance(owner_client):
     html = owner_client.get(URL).content.decode()
 
@@ -208,7 +228,7 @@ def test_the_history_lists_date_kind_amount_balance_and_reference(account, owner
     assert "Mar 2, 2026 08:30" in html  # 23:30 UTC in Tokyo
     assert "+$12.50" in html and "−$0.000123" in html and "+$10.00" in html
     assert "Code redeemed" in html and "Code PBX1…" in html
-    assert "$22.499877" not in html and "$22.50" in html  # balance after, to the cent
+    assert "$22.499877" in html  # balance after, to the micro-dollar
     assert 'href="https://pay.example/receipts/1"' in html
 
 
@@ -317,8 +337,16 @@ def test_owner_sets_the_alert_with_htmx_and_gets_the_form_back(account, owner_cl
     response = set_alert(owner_client, "5", htmx=True)
 
     assert response.templates[0].name == "billing/alert-form.html"
-    assert "falls below $5" in response.content.decode()
+    assert "falls below $5.00." in response.content.decode()
     assert alert_of(account) == Decimal("5")
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_the_saved_alert_is_told_as_money(account, owner_client, htmx):
+    response = set_alert(owner_client, "1.5", htmx=htmx)
+
+    told = response.content.decode() if htmx else owner_client.get(URL).content.decode()
+    assert "falls below $1.50." in told
 
 
 def test_an_empty_amount_turns_the_alert_off(account, owner_client):

@@ -248,3 +248,20 @@ def test_the_documented_anthropic_sdk_sample_works_against_this_server(
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "tok0 tok1 "
+
+
+def test_the_docs_list_post_v1_responses_among_the_routes_linking_to_codex(anonymous_client, site):
+    page = anonymous_client.get("/docs/").content.decode()
+
+    route = re.search(
+        r'<div class="route">(?:(?!<div class="route">).)*?/v1/responses<.*?</div></div>',
+        page,
+        re.S,
+    )
+    assert route, "no /v1/responses route"
+    assert '<span class="method method-post">POST</span>' in route.group(0)
+    for mentioned in ("Streaming supported", "previous_response_id", "store: false"):
+        assert mentioned in route.group(0)
+    assert 'href="#codex"' in route.group(0)
+    assert '<h3 id="codex">Codex</h3>' in page
+    assert 'wire_api = "responses"' in snippet(page, "codex")

@@ -154,11 +154,7 @@ def test_new_key_page_posted_with_only_a_name_typed_creates_a_key_with_its_defau
 
     assert "You will not see this again" in response.content.decode(), _errors(response)
     key = ApiKey.objects.get()
-    assert (key.notification_email, key.allowed_models, key.expires_at) == (
-        "team@example.com",
-        [],
-        None,
-    )
+    assert (key.notification_email, key.allowed_models, key.expires_at) == ("", [], None)
 
 
 def test_rotate_page_posted_as_shown_rotates_with_its_default_grace_period(owner_client, owner_key):

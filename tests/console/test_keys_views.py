@@ -191,13 +191,50 @@ def test_edit_page_shows_budgets_as_typed_not_as_stored(owner_client, make_key):
     assert "1.500000" not in page and "E+" not in page
 
 
-def test_new_key_defaults_its_notification_email_to_the_profiles(owner_client, owner):
+def test_new_key_form_leaves_the_notification_email_empty_and_names_the_default(
+    owner_client, owner
+):
     owner.account.notification_email = "team@example.com"
     owner.account.save()
 
     page = owner_client.get("/keys/new/").content.decode()
 
-    assert 'value="team@example.com"' in page
+    field = re.search(r'<input[^>]*name="notification_email"[^>]*>', page).group(0)
+    assert "value=" not in field
+    assert "Empty: your profile&#x27;s default, now team@example.com." in page
+
+
+def test_without_a_profile_email_the_default_named_is_the_owners(owner_client, owner):
+    page = owner_client.get("/keys/new/").content.decode()
+
+    assert f"Empty: your profile&#x27;s default, now {owner.email}." in page
+
+
+def test_a_key_created_without_an_email_alerts_the_profiles_default_as_it_is_then(
+    owner_client, owner, mailoutbox
+):
+    from usage.models import UsageRecord
+    from usage.services import budget_alerts_send
+
+    post(owner_client, "/keys/new/", {"name": "laptop", "daily_budget_usd": "1"})
+    key = ApiKey.objects.get()
+    owner.account.notification_email = "team@example.com"
+    owner.account.save()
+    UsageRecord.objects.create(
+        created_at=timezone.now(),
+        request_id="pb-alert-default",
+        endpoint="chat.completions",
+        status=200,
+        account=owner.account,
+        api_key=key,
+        model="m",
+        cost_usd=Decimal("0.85"),
+    )
+
+    assert budget_alerts_send(key_id=key.id) == 1
+
+    assert key.notification_email == ""
+    assert [m.to for m in mailoutbox] == [["team@example.com"]]
 
 
 def test_expiry_is_read_in_the_accounts_time_zone(owner_client, owner):

@@ -66,4 +66,32 @@ def test_a_refused_request_shows_its_reason_on_the_key_page(owner_client, key):
 
     page = owner_client.get(f"/keys/{owner_key.id}/").content.decode()
 
-    assert "budget used up" in page
+    assert "budget, quota or balance used up" in page
+
+
+@pytest.mark.django_db
+def test_a_refusal_names_the_window_that_was_used_up(owner_client, key):
+    _spend(key, "0", status=429, error_type="insufficient_quota:daily")
+    _spend(key, "0", status=429, error_type="insufficient_quota:balance")
+
+    page = owner_client.get(f"/keys/{key.id}/").content.decode()
+
+    assert "daily budget used up" in page
+    assert "balance used up" in page
+
+
+@pytest.mark.django_db
+def test_a_tiny_budget_and_its_spend_show_every_digit_to_the_micro_dollar(owner_client, key):
+    key.daily_budget_usd = Decimal("0.00001")
+    key.quota_usd = Decimal("3")
+    key.save()
+    _spend(key, "0.000008")
+    _spend(key, "1.2")
+
+    detail = owner_client.get(f"/keys/{key.id}/").content.decode()
+    listing = owner_client.get("/keys/").content.decode()
+
+    assert "$1.200008 of $0.00001" in detail  # the daily meter, past its budget
+    assert "$1.200008 of $3.00" in detail
+    assert "of $0.00001 daily budget" in detail
+    assert "$0.00001/day" in listing and "$1.200008" in listing
