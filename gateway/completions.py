@@ -13,9 +13,8 @@ from gateway.catalogue import RouteConfig, authorize, get_catalogue
 from gateway.errors import InvalidRequest
 from gateway.http import Request
 from gateway.providers.base import UpstreamCall, UpstreamReply
-from gateway.providers.openai import OpenAIAdapter
 from gateway.relay import relay_chunks, send_answer
-from gateway.routing import open_route, openai_routes, upstream_call
+from gateway.routing import open_route, routes_serving, upstream_call
 from gateway.tokens import plain_input
 
 
@@ -34,7 +33,7 @@ async def create_completion(req: Request, usage: Usage) -> None:
     usage.stream = stream
     model = usage.model = authorize(await get_catalogue(), key, model_id, "chat")
     validate.output_caps(body, model, ("max_tokens",))
-    model = openai_routes(model, "/v1/completions")
+    model = routes_serving(model, "completions")
     await limits.admit(
         key, model, usage, prompt=plain_input(body["prompt"], suffix), body=body, choices=choices
     )
@@ -48,9 +47,7 @@ async def create_completion(req: Request, usage: Usage) -> None:
 
 
 async def _attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:
-    adapter = route.adapter
-    assert isinstance(adapter, OpenAIAdapter)  # openai_routes kept no other
-    return await adapter.completions(call)
+    return await route.adapter.completions(call)  # routes_serving kept only those that do
 
 
 def _text_chars(choice: dict) -> int:

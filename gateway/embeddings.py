@@ -11,8 +11,7 @@ from gateway.auth import authenticate
 from gateway.catalogue import RouteConfig, authorize, get_catalogue
 from gateway.http import Request
 from gateway.providers.base import UpstreamCall, UpstreamReply
-from gateway.providers.openai import OpenAIAdapter
-from gateway.routing import open_route, openai_routes, upstream_call
+from gateway.routing import open_route, routes_serving, upstream_call
 from gateway.tokens import plain_input
 
 
@@ -23,7 +22,7 @@ async def create_embeddings(req: Request, usage: Usage) -> None:
     validate.plain_input(body, "input")
     validate.whole_number(body, "dimensions")
     model = usage.model = authorize(await get_catalogue(), key, model_id, "embedding")
-    model = openai_routes(model, "/v1/embeddings")
+    model = routes_serving(model, "embeddings")
     await limits.admit(
         key, model, usage, prompt=plain_input(body["input"]), body=body, cap_param=""
     )
@@ -39,6 +38,4 @@ async def create_embeddings(req: Request, usage: Usage) -> None:
 
 
 async def _attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:
-    adapter = route.adapter
-    assert isinstance(adapter, OpenAIAdapter)  # openai_routes kept no other
-    return await adapter.embeddings(call)
+    return await route.adapter.embeddings(call)  # routes_serving kept only those that do

@@ -16,7 +16,6 @@ from gateway.catalogue import ModelConfig, RouteConfig
 from gateway.cooldown import cooldowns
 from gateway.errors import GatewayError, InvalidRequest, ServiceUnavailable
 from gateway.providers.base import RetryableError, UpstreamCall, UpstreamReply
-from gateway.providers.openai import OpenAIAdapter
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +51,17 @@ async def chat_attempt(route: RouteConfig, call: UpstreamCall) -> UpstreamReply:
     return await route.adapter.chat(call)
 
 
-def openai_routes(model: ModelConfig, endpoint: str) -> ModelConfig:
-    """`model` with only its routes to OpenAI-compatible upstreams, for the
-    endpoints only they serve (embeddings, text completions): a route to
-    Anthropic is skipped, not tried and failed (which would cool it down for
-    chat too). A model with none of them is a 400."""
-    routes = tuple(r for r in model.routes if isinstance(r.adapter, OpenAIAdapter))
+def routes_serving(model: ModelConfig, endpoint: str) -> ModelConfig:
+    """`model` with only its routes to upstreams that serve `endpoint`
+    ("completions", "embeddings": OpenAI-compatible ones and the demo's echo):
+    a route to Anthropic is skipped, not tried and failed (which would cool it
+    down for chat too). A model with none of them is a 400."""
+    routes = tuple(r for r in model.routes if endpoint in r.adapter.serves)
     if len(routes) == len(model.routes):
         return model
     if not routes:
         raise InvalidRequest(
-            f"The model `{model.public_id}` cannot be used with {endpoint}: "
+            f"The model `{model.public_id}` cannot be used with /v1/{endpoint}: "
             "none of its upstreams is OpenAI-compatible.",
             param="model",
         )

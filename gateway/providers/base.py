@@ -63,11 +63,23 @@ class UpstreamReply:
 
 
 class Adapter(ABC):
+    # The OpenAI endpoints beyond chat completions this upstream serves
+    # (gateway.routing.routes_serving keeps only such routes for them).
+    serves: frozenset[str] = frozenset()
+
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
 
     @abstractmethod
     async def chat(self, call: UpstreamCall) -> UpstreamReply: ...
+
+    async def completions(self, call: UpstreamCall) -> UpstreamReply:
+        """/v1/completions, for an adapter that `serves` it."""
+        raise NotImplementedError
+
+    async def embeddings(self, call: UpstreamCall) -> UpstreamReply:
+        """/v1/embeddings, for an adapter that `serves` it."""
+        raise NotImplementedError
 
     def redact(self, text: str, call: UpstreamCall) -> str:
         return redact(text, self.provider, call.upstream_model, call.public_model)

@@ -29,6 +29,8 @@ class OpenAIAdapter(HTTPAdapter):
             headers["X-Client-Request-Id"] = call.client_request_id
         return headers
 
+    serves = frozenset(("completions", "embeddings"))
+
     async def chat(self, call: UpstreamCall) -> UpstreamReply:
         return await self._choices("/chat/completions", call, "a chat completion")
 
