@@ -246,8 +246,10 @@ def key_names(account: Account) -> dict[int, str]:
 
 
 def model_names(account: Account) -> list[str]:
-    found = UsageDaily.objects.filter(account=account).values_list("model", flat=True)
-    return sorted(set(found.distinct().order_by()))
+    """The models to filter by; a request that named none is no choice, the
+    empty value being "every model"."""
+    found = UsageDaily.objects.filter(account=account).exclude(model="")
+    return sorted(set(found.values_list("model", flat=True).distinct().order_by()))
 
 
 def export_rows(account: Account, filters: Filters, names: dict[int, str]) -> Iterator[list]:

@@ -7,12 +7,21 @@ from decimal import Decimal
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
 register = template.Library()
 
 CENT = Decimal("0.01")
 MICRO = Decimal("0.000001")
+
+# A usage record has no model when none was asked for or none was known yet.
+NO_MODEL = "(no model)"
+NO_MODEL_HINT = (
+    "Requests that name no model: model listings (GET /v1/models), key info (GET /v1/key) "
+    "and requests refused before their model was known"
+)
 
 
 @register.filter
@@ -133,3 +142,12 @@ def usd_exact(value: Decimal | None) -> str:
     text = f"{amount:f}"
     whole, _, fraction = text.partition(".")
     return f"${whole}.{fraction.ljust(2, '0')}"
+
+
+@register.filter
+def model_id(value: str | None) -> SafeString:
+    """A model id exactly as spelled (ids are case-sensitive), or a labelled
+    "(no model)" for a request that named none."""
+    if not value:
+        return format_html('<span class="no-model" title="{}">{}</span>', NO_MODEL_HINT, NO_MODEL)
+    return format_html('<span class="model-id">{}</span>', value)

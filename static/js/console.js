@@ -53,4 +53,21 @@
     var question = form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
   });
+
+  // A filter form with a custom range (data-custom-range) asks for its report
+  // only once both days are filled in: choosing "Custom" shows the two date
+  // fields (CSS) and moves to the first, and asking without them would only
+  // earn a form error. An explicit submit still goes, to show that error.
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.detail.elt;
+    if (!form.hasAttribute("data-custom-range") || form.elements.range.value !== "custom") return;
+    var trigger = event.detail.triggeringEvent;
+    if (trigger && trigger.type === "submit") return;
+    var empty = [form.elements.start, form.elements.end].filter(function (input) {
+      return !input.value;
+    });
+    if (empty.length === 0) return;
+    event.preventDefault();
+    if (trigger && trigger.target === form.elements.range) empty[0].focus();
+  });
 })();

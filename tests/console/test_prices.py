@@ -14,7 +14,8 @@ from tests.web import post
 def price_rows(page: str) -> dict[str, list[str]]:
     """Each row of the price table: the model and its prices as shown."""
     rows = re.findall(
-        r'<th scope="row" class="mono">([^<]+)</th>((?:<td class="num">[^<]*</td>)+)', page
+        r'<th scope="row"><span class="model-id">([^<]+)</span></th>((?:<td class="num">[^<]*</td>)+)',
+        page,
     )
     return {model: re.findall(r'<td class="num">([^<]*)</td>', cells) for model, cells in rows}
 

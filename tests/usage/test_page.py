@@ -55,7 +55,7 @@ def usage(make_key, record):
 
 def table_rows(html: str) -> int:
     table = html.split('<table class="usage-table">', 1)[1].split("</table>", 1)[0]
-    return table.count("<tr>") - 1  # less the header
+    return table.split("<tbody>", 1)[1].count("<tr>")
 
 
 def test_owner_sees_the_totals_charts_and_table_of_their_keys(owner_client, usage):
@@ -236,3 +236,46 @@ def test_the_days_of_the_export_follow_the_custom_range(owner_client, usage):
 
     assert response.status_code == 200
     assert 'href="/usage/export.csv?range=custom' in response.content.decode()
+
+
+@pytest.fixture
+def modelless(usage, record):
+    """A model listing of the owner's first key: a record that names no model."""
+    ci, _ = usage
+    record(ci, at=timezone.now() - timedelta(hours=1), model="", status=200)
+    usage_rollup()
+    return ci
+
+
+def test_usage_without_a_model_is_labelled_in_the_table(owner_client, modelless):
+    html = owner_client.get(URL, {"range": "7d"}).content.decode()
+
+    table = html.split('<table class="usage-table">', 1)[1]
+    assert '<span class="no-model" title="Requests that name no model: model listings' in table
+    assert "(no model)</span>" in table
+
+
+def test_usage_without_a_model_is_labelled_in_the_cost_charts_legend(owner_client, modelless):
+    html = owner_client.get(URL, {"range": "7d", "group": "model"}).content.decode()
+
+    legend = html.split('id="chart-cost"', 1)[1].split("</ul>", 1)[0]
+    assert '<li title="Requests that name no model: model listings' in legend
+    assert "</span>(no model)</li>" in legend
+
+
+def test_no_model_is_no_choice_of_the_model_filter(owner_client, modelless):
+    html = owner_client.get(URL, {"range": "7d"}).content.decode()
+
+    select = html.split('name="model"', 1)[1].split("</select>", 1)[0]
+    assert select.count("<option") == 3  # every model, gpt-large, gpt-small
+
+
+def test_the_export_leaves_the_model_cell_of_usage_without_a_model_empty(session_http, modelless):
+    response = session_http.get("/usage/export.csv", params={"range": "7d"})
+
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert sorted(row["model"] for row in rows if row["key"] == "ci-runner") == [
+        "",
+        "gpt-small",
+        "gpt-small",
+    ]

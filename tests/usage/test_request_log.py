@@ -414,3 +414,15 @@ def test_a_changed_cursor_never_reaches_a_header(owner_client, account):
 
     assert response.status_code == 200
     assert response["HX-Push-Url"] == LOG
+
+
+def test_a_request_without_a_model_says_so_in_the_log_and_on_its_page(owner_client, account):
+    listing = record(account, endpoint="models.list", model="", provider="", upstream_model="")
+    named = record(account, at=T0 + timedelta(minutes=1), model="gpt-Test-Mixed")
+
+    log = owner_client.get(LOG).content.decode()
+    page = owner_client.get(f"{LOG}{listing.request_id}/").content.decode()
+
+    assert log.count('<span class="no-model" title="Requests that name no model: model') == 1
+    assert f'<span class="model-id">{named.model}</span>' in log
+    assert page.count("(no model)</span>") == 2  # the heading and the Model row
