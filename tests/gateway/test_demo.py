@@ -128,3 +128,22 @@ def test_setupdemo_offers_plans_and_credits_the_demo_account_once(demo, settings
     }
     assert Balance.objects.get().amount_usd == 5
     assert reconcile() == []
+
+
+def test_demo_embeddings_and_text_completions_answer_with_the_echo_upstream(demo_client):
+    """A fresh install can try every OpenAI route: the echo serves embeddings
+    (a unit vector per input, the same for the same input) and completions."""
+    first = demo_client.embeddings.create(model="text-embedding-3-small", input=["a", "b", "a"])
+    vectors = [item.embedding for item in first.data]
+    assert len(vectors) == 3 and vectors[0] == vectors[2] != vectors[1]
+    assert abs(sum(v * v for v in vectors[0]) - 1) < 1e-6
+    assert first.usage.prompt_tokens > 0
+    sized = demo_client.embeddings.create(model="text-embedding-3-small", input="a", dimensions=4)
+    assert len(sized.data[0].embedding) == 4
+
+    completion = demo_client.completions.create(model="demo-echo", prompt="say hi", max_tokens=5)
+    assert completion.choices[0].text == "say hi"
+    streamed = demo_client.completions.create(
+        model="demo-echo", prompt="say hi", max_tokens=5, stream=True
+    )
+    assert "".join(chunk.choices[0].text for chunk in streamed if chunk.choices) == "say hi"

@@ -61,6 +61,20 @@ def demo_document() -> dict:
     models.append(
         {"id": "demo-echo", "routes": [{"provider": "demo-echo", "upstream_model": "echo"}]}
     )
+    # An embedding model, so /v1/embeddings works on a fresh install too.
+    embedding = (
+        ("openai", "text-embedding-3-small") if upstream == "openai" else ("demo-echo", "echo")
+    )
+    models.append(
+        {
+            "id": "text-embedding-3-small",
+            "kind": "embedding",
+            "input_per_mtok": "0.02",
+            "cached_input_per_mtok": "0.02",
+            "output_per_mtok": "0",
+            "routes": [{"provider": embedding[0], "upstream_model": embedding[1]}],
+        }
+    )
     if os.environ.get("ANTHROPIC_API_KEY"):
         providers.append(
             {
