@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 
 from accounts.models import Account
@@ -26,6 +27,12 @@ class BalanceView:
     blocked_reason: str
     low_balance_alert_usd: Decimal | None
     reserved_usd: Decimal | None = None
+    metered: bool = False  # the gateway holds the account to it (PUREBRIDGE_BILLING_MODE)
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing left to spend: the gateway refuses every request that costs."""
+        return self.metered and self.amount_usd <= 0
 
     @property
     def owed(self) -> bool:
@@ -45,11 +52,16 @@ def balance_of(
     the caller, as the billing app does not import the gateway)."""
     micros = reserved_in_flight(account.pk) if reserved_in_flight else None
     reserved = Decimal(micros) / MICROS if micros is not None else None
+    prepaid = settings.PUREBRIDGE_BILLING_MODE == "prepaid"
     row = Balance.objects.filter(account=account).first()
     if row is None:
-        return BalanceView(Decimal(0), "", None, reserved)
+        return BalanceView(Decimal(0), "", None, reserved, metered=prepaid)
     return BalanceView(
-        row.amount_usd, account_blocked(account.pk), row.low_balance_alert_usd, reserved
+        row.amount_usd,
+        account_blocked(account.pk),
+        row.low_balance_alert_usd,
+        reserved,
+        metered=prepaid or row.ever_credited,
     )
 
 

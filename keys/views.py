@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import account_required, current_account
 from accounts.selectors import account_alert_email
+from billing.selectors import balance_of
 from console.htmx import HtmxHttpRequest
 from console.methods import post_only
 from gateway.limits import current_rate
@@ -46,7 +47,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
     rows = [
         (key, spend.get(key.pk), key_meters(api_key=key, current_rate=current_rate)) for key in keys
     ]
-    return render(request, "keys/list.html", {"rows": rows})
+    context = {"rows": rows, "balance": balance_of(account=account)}
+    return render(request, "keys/list.html", context)
 
 
 @account_required
