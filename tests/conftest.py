@@ -190,6 +190,20 @@ def account(transactional_db):
 
 
 @pytest.fixture
+def owner(account):
+    """The account's one user."""
+    return account.users.get()
+
+
+@pytest.fixture
+def owner_client(owner):
+    """A console client signed in as the owner, sending CSRF tokens as a browser does."""
+    from tests.web import browser_like_client
+
+    return browser_like_client(owner)
+
+
+@pytest.fixture
 def make_key(account):
     from keys.services import key_create
 

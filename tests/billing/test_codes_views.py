@@ -8,7 +8,6 @@ from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 from django.contrib.messages import get_messages
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -19,16 +18,6 @@ from billing.models import Balance, Plan, Redemption
 from tests.web import browser_like_client, csrf_token
 
 URL = "/billing/redeem"
-
-
-@pytest.fixture
-def owner(account):
-    return account.users.get()
-
-
-@pytest.fixture
-def owner_client(owner):
-    return browser_like_client(owner)
 
 
 def post(client, code: str, *, htmx: bool = False, ip: str = "127.0.0.1"):

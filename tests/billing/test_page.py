@@ -19,16 +19,6 @@ URL = "/billing/"
 
 
 @pytest.fixture
-def owner(account):
-    return account.users.get()
-
-
-@pytest.fixture
-def owner_client(owner):
-    return browser_like_client(owner)
-
-
-@pytest.fixture
 def outsider_client(make_account):
     return browser_like_client(make_account().users.get())
 

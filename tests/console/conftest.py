@@ -49,20 +49,10 @@ def v1():
 
 
 @pytest.fixture
-def owner(account):
-    return account.users.get()
-
-
-@pytest.fixture
 def outsider(transactional_db):
     from accounts.models import User
 
     return User.objects.create_user("outsider@example.com", "pw-outsider-1234")
-
-
-@pytest.fixture
-def owner_client(owner):
-    return browser_like_client(owner)
 
 
 @pytest.fixture

@@ -59,11 +59,6 @@ def check(hour: datetime = HOUR) -> int:
 
 
 @pytest.fixture
-def owner_client(account):
-    return browser_like_client(account.users.get())
-
-
-@pytest.fixture
 def outsider(transactional_db):
     from accounts.models import User
 

@@ -22,11 +22,6 @@ EXPORT = "/usage/requests/export.csv"
 
 
 @pytest.fixture
-def owner_client(account):
-    return browser_like_client(account.users.get())
-
-
-@pytest.fixture
 def other_account(transactional_db):
     from accounts.models import User
 

@@ -20,16 +20,6 @@ URL = "/usage/"
 
 
 @pytest.fixture
-def owner(account):
-    return account.users.get()
-
-
-@pytest.fixture
-def owner_client(owner):
-    return browser_like_client(owner)
-
-
-@pytest.fixture
 def outsider_key(transactional_db, make_key):
     from accounts.models import User
 

@@ -20,16 +20,6 @@ LOG = "/usage/requests/"
 
 
 @pytest.fixture
-def owner(account):
-    return account.users.get()
-
-
-@pytest.fixture
-def owner_client(owner):
-    return browser_like_client(owner)
-
-
-@pytest.fixture
 def other_account(transactional_db):
     from accounts.models import User
 

@@ -92,11 +92,6 @@ def purchase(session_id: str):
 
 
 @pytest.fixture
-def owner(account):
-    return account.users.get()
-
-
-@pytest.fixture
 def outsider(transactional_db):
     from accounts.models import User
 

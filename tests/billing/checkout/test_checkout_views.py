@@ -22,11 +22,6 @@ def created_sessions(fake) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def owner_client(owner):
-    return browser_like_client(owner)
-
-
 def test_buy_sends_the_customer_to_a_session_made_from_the_plan_alone(
     fake_stripe, owner_client, account, plan, settings
 ):
