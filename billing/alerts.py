@@ -20,14 +20,14 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, transaction
+from django.core.mail import EmailMultiAlternatives
 from django.db.models import F
 from django.template.loader import render_to_string
 
 from accounts.models import Account
 from accounts.selectors import account_alert_email
 from billing.models import Balance, LedgerEntry, LowBalanceAlert
+from purebridge.mail import send_once
 from purebridge.text import one_line
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,8 @@ def _claimed(account_id: int, threshold: Decimal, entry: LedgerEntry) -> bool:
 
 def low_balance_alert_send(*, account_id: int) -> bool:
     """Mail the account's latest unmailed crossing, if it is still below its
-    threshold. The claim and the sending share a transaction (as the budget
-    alerts' do): a failed send rolls the claim back and the next sweep tries
-    again; a concurrent check waits on the unique row, then finds it taken."""
+    threshold, once (purebridge.mail.send_once: a failed send leaves the
+    crossing to the next sweep)."""
     balance = Balance.objects.select_related("account").filter(account_id=account_id).first()
     if balance is None or balance.low_balance_alert_usd is None:
         return False
@@ -81,33 +80,20 @@ def low_balance_alert_send(*, account_id: int) -> bool:
     if entry is None:
         return False
     recipient = account_alert_email(balance.account)
-    connection = get_connection()
-    try:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    LowBalanceAlert.objects.create(
-                        account_id=account_id,
-                        threshold_usd=threshold,
-                        entry=entry,
-                        recipient=recipient,
-                    )
-            except IntegrityError:
-                return False
-            if not recipient:
-                return False  # claimed: nobody to tell, and no retry would find anybody
-            message = low_balance_email(
-                balance.account, threshold=threshold, balance=balance.amount_usd, to=recipient
-            )
-            message.connection = connection
-            connection.open()
-            message.send()
-        return True
-    finally:
-        try:
-            connection.close()
-        except Exception:
-            log.warning("closing the email connection failed", exc_info=True)
+
+    def claim() -> LowBalanceAlert:
+        return LowBalanceAlert.objects.create(
+            account_id=account_id, threshold_usd=threshold, entry=entry, recipient=recipient
+        )
+
+    def email(alert: LowBalanceAlert) -> EmailMultiAlternatives | None:
+        if not recipient:
+            return None  # claimed: nobody to tell, and no retry would find anybody
+        return low_balance_email(
+            balance.account, threshold=threshold, balance=balance.amount_usd, to=recipient
+        )
+
+    return send_once(claim, email)
 
 
 def low_balance_email(

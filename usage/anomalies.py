@@ -28,13 +28,13 @@ from decimal import Decimal
 from statistics import median
 
 from django.conf import settings
-from django.core.mail import get_connection
-from django.db import IntegrityError, transaction
+from django.core.mail import EmailMultiAlternatives
 from django.db.models import F, Sum
 from django.db.models.functions import Now
 
 from accounts.models import Account
 from keys.models import ApiKey
+from purebridge.mail import send_once
 from usage import budgets
 from usage.emails import spend_anomaly_email
 from usage.models import SpendAnomaly, UsageHourly
@@ -151,33 +151,17 @@ def spend_anomalies_check(*, hour: datetime | None = None) -> int:
 
 
 def _open_and_mail(key: ApiKey, hour: datetime, verdict: Verdict) -> bool:
-    """Open the key's episode and send its email, in one transaction (as the
-    budget alerts claim and send): a failed send rolls the claim back for the
-    task's retry; an episode already open (this run's twin, or the last
-    hour's) is a unique row taken, and no email."""
+    """Open the key's episode and send its email, once (purebridge.mail.send_once:
+    a failed send rolls the episode back for the task's retry; one already
+    open, this run's twin or the last hour's, is a unique row taken)."""
     if SpendAnomaly.objects.filter(api_key=key, ended_at__isnull=True).exists():
         return False
     recipient = alert_recipient(key)
-    connection = get_connection()
-    try:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    anomaly = _open(key, hour, verdict, recipient)
-            except IntegrityError:
-                return False
-            if not recipient:
-                return False  # the banner still shows it
-            message = spend_anomaly_email(anomaly, to=recipient)
-            message.connection = connection
-            connection.open()
-            message.send()
-        return True
-    finally:
-        try:
-            connection.close()
-        except Exception:
-            log.warning("closing the email connection failed", exc_info=True)
+
+    def email(anomaly: SpendAnomaly) -> EmailMultiAlternatives | None:
+        return spend_anomaly_email(anomaly, to=recipient) if recipient else None  # banner only
+
+    return send_once(lambda: _open(key, hour, verdict, recipient), email)
 
 
 def _open(key: ApiKey, hour: datetime, verdict: Verdict, recipient: str) -> SpendAnomaly:

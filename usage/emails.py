@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -35,7 +34,6 @@ def budget_alert(
     limit: Decimal,
     resets_at: datetime | None,
     recipient: str,
-    connection: Any = None,
 ) -> EmailMultiAlternatives:
     context = {
         "key": key,
@@ -55,7 +53,6 @@ def budget_alert(
         render_to_string("usage/email/budget-alert.txt", context),
         None,
         [recipient],
-        connection=connection,
     )
     message.attach_alternative(
         render_to_string("usage/email/budget-alert.html", context), "text/html"

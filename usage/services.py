@@ -9,13 +9,14 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.core.mail import get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import TruncHour
 
 from accounts.selectors import account_alert_email, email_is_valid
 from keys.models import ApiKey
+from purebridge.mail import send_once
 from usage import budgets
 from usage.budgets import MICROS, budget_windows
 from usage.emails import budget_alert
@@ -88,43 +89,25 @@ def _period(window, at: datetime, tz: str) -> str:
 
 def _claim_and_mail(key: ApiKey, window, crossed: list[int], spent, limit, at: datetime) -> bool:
     """Claim the crossed thresholds not mailed yet and send one email for the
-    highest. The claim and the sending share a transaction: if sending fails
-    (or the worker dies) the claims roll back and the check runs again; a
-    concurrent check waits on the unique rows and then finds them taken.
-
-    So an email can go twice only if the worker dies, or the commit fails,
-    between the email server taking the message and the commit: the session
-    is opened before and closed (QUIT) after, so that window is the commit
-    alone, and an email server that fails to say goodbye sends nothing twice."""
+    highest, once (purebridge.mail.send_once)."""
     recipient = _recipient(key)
     period = _period(window, at, key.timezone)
-    connection = get_connection()
-    try:
-        with transaction.atomic():
-            fresh = _claim(key, window, period, crossed, spent, limit, recipient)
-            if not fresh or not recipient:
-                return False
-            message = budget_alert(
-                key,
-                window=window.name,
-                period=period,
-                threshold=max(fresh),
-                spent=spent,
-                limit=limit,
-                resets_at=window.resets_at,
-                recipient=recipient,
-                connection=connection,
-            )
-            connection.open()
-            message.send()
-        return True
-    finally:
-        try:
-            connection.close()
-        except Exception:
-            # After the commit the email is out and claimed; after a failure
-            # that failure is the one worth raising.
-            log.warning("closing the email connection failed", exc_info=True)
+
+    def email(fresh: list[int]) -> EmailMultiAlternatives | None:
+        if not fresh or not recipient:
+            return None
+        return budget_alert(
+            key,
+            window=window.name,
+            period=period,
+            threshold=max(fresh),
+            spent=spent,
+            limit=limit,
+            resets_at=window.resets_at,
+            recipient=recipient,
+        )
+
+    return send_once(lambda: _claim(key, window, period, crossed, spent, limit, recipient), email)
 
 
 def _claim(key: ApiKey, window, period: str, crossed, spent, limit, recipient) -> list[int]:
