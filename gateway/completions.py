@@ -35,7 +35,13 @@ async def create_completion(req: Request, usage: Usage) -> None:
     validate.output_caps(body, model, ("max_tokens",))
     model = routes_serving(model, "completions")
     await limits.admit(
-        key, model, usage, prompt=plain_input(body["prompt"], suffix), body=body, choices=choices
+        key,
+        model,
+        usage,
+        prompt=plain_input(body["prompt"], suffix),
+        body=body,
+        cap_to="max_tokens",  # the legacy API's only name for it
+        choices=choices,
     )
     call = upstream_call(model, body, stream, usage)
     reply, first = await open_route(model, call, usage, _attempt)

@@ -246,6 +246,7 @@ async def admit(
     prompt: tuple[str, int] | PlainInput,
     body: dict,
     cap_param: str = "max_tokens",
+    cap_to: str = "max_completion_tokens",
     choices: int = 1,
 ) -> None:
     """Admit the request or raise; on admission `usage.reservation` holds what
@@ -253,6 +254,11 @@ async def admit(
     `cap_param` is the endpoint's name for the output cap, for messages ("":
     an endpoint without output, embeddings, reserves none); `choices` how
     many answers it asks for (`n`), each reserved whole.
+
+    A request held to a budget or a balance that sets no output cap is sent
+    upstream with the model's default as `cap_to` (the endpoint's field for
+    it): what was reserved is then its worst case, as the overshoot bound
+    (README, "Billing") needs. Without money at stake the body is left alone.
 
     `prompt` is the request's countable text and its number of messages, or
     a PlainInput (no messages). Keys without limits skip the exact count: the
@@ -276,6 +282,8 @@ async def admit(
     # cache, writing it may cost more than reading it as plain input.
     prompt_price = max(prices.input, prices.cache_write or prices.input)
     cost = to_micros((prompt_tokens * prompt_price + output * prices.output) / MILLION)
+    if requested is None and cap and windows:
+        body[cap_to] = cap
     reservation = Reservation(
         key_id=key.id,
         account_id=key.account_id,

@@ -104,7 +104,13 @@ async def create_response(req: Request, usage: Usage) -> None:
     if isinstance(instructions, str):
         text, count = f"{instructions}\n{text}", count + 1
     await limits.admit(
-        key, model, usage, prompt=(text, count), body=body, cap_param="max_output_tokens"
+        key,
+        model,
+        usage,
+        prompt=(text, count),
+        body=body,
+        cap_param="max_output_tokens",
+        cap_to="max_output_tokens",
     )
     call = upstream_call(model, body, stream, usage)
 

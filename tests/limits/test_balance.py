@@ -292,3 +292,36 @@ def test_a_refusal_is_recorded_with_the_window_that_refused_it(
     assert refused.json()["error"]["code"] == "insufficient_quota"  # what clients read
     [record] = usage_records()
     assert record.error_type == "insufficient_quota:balance"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/chat/completions", chat("flat"), "max_completion_tokens"),
+        ("/v1/completions", {"model": "flat", "prompt": "hi"}, "max_tokens"),
+        # Translated for this chat-only upstream: max_output_tokens → max_tokens.
+        ("/v1/responses", {"model": "flat", "input": "hi"}, "max_tokens"),
+    ],
+)
+def test_a_metered_request_without_an_output_cap_is_sent_with_the_one_it_reserved(
+    live, http, account, make_key, models, fake_upstream, path, body, field
+):
+    """Its reservation (the model's default cap) is its worst case only if the
+    upstream keeps to it: a long answer can no longer take the balance further
+    below zero than the overshoot bound says. Without money at stake the
+    request goes as the client sent it."""
+    from accounts.models import User
+
+    credit(account, Decimal("100"))
+    _, metered_secret = make_key()
+    unmetered = User.objects.create_user("free@example.com", "pw-free-123456").account
+    _, free_secret = make_key(account=unmetered)  # never credited: served unmetered
+
+    for secret in (metered_secret, free_secret):
+        answer = http.post(path, json=body, headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 200, answer.text
+
+    capped, free = fake_upstream.requests[-2:]
+    default = models["flat"].default_max_output_tokens
+    assert capped["body"][field] == default
+    assert field not in free["body"]
