@@ -24,7 +24,7 @@ echo
 server=$!
 trap 'kill $server $worker 2>/dev/null || true' EXIT
 # Ctrl-C (or a TERM) stops both and is the normal way out: exit 0, not 130/143.
-trap 'kill $server $worker 2>/dev/null || true; exit 0' INT TERM
+trap 'kill $server $worker 2>/dev/null || true; wait $server $worker 2>/dev/null; exit 0' INT TERM
 for _ in $(seq 100); do
   $py -c "import urllib.request; urllib.request.urlopen('$base/health', timeout=1)" 2>/dev/null && break
   sleep 0.1

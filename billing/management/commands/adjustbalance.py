@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account
@@ -57,3 +58,9 @@ class Command(BaseCommand):
             self.stdout.write(f"adjustment:{source} was posted before; nothing changed")
             return
         self.stdout.write(f"Posted {value} USD; the balance is now {entry.balance_after_usd} USD")
+        if not settings.REDIS_URL:
+            # No invalidation channel between processes in the embedded default.
+            self.stdout.write(
+                f"Running servers apply it within {settings.PUREBRIDGE_CACHE_TTL:g}s "
+                "(PUREBRIDGE_CACHE_TTL)."
+            )
