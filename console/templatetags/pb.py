@@ -151,3 +151,10 @@ def model_id(value: str | None) -> SafeString:
     if not value:
         return format_html('<span class="no-model" title="{}">{}</span>', NO_MODEL_HINT, NO_MODEL)
     return format_html('<span class="model-id">{}</span>', value)
+
+
+@register.filter
+def route_path(endpoint: str) -> str:
+    """A usage record's endpoint as the path it was called at, under /v1/:
+    chat/completions, messages/count_tokens, models."""
+    return endpoint.replace(".", "/")

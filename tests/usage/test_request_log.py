@@ -66,6 +66,16 @@ def test_owner_sees_their_requests_newest_first(owner_client, account, make_key)
     assert "ci-runner" in response.content.decode()
 
 
+def test_each_request_says_which_route_it_called(owner_client, account):
+    record(account, endpoint="chat.completions")
+    record(account, endpoint="messages.count_tokens")
+
+    html = owner_client.get(LOG).content.decode()
+
+    assert ">chat/completions<" in html
+    assert ">messages/count_tokens<" in html
+
+
 def test_outsider_sees_none_of_the_owners_requests(outsider_client, account, other_account):
     mine = record(account)
     theirs = record(other_account)
