@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from argparse import ArgumentTypeError
-from datetime import UTC, datetime, time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from billing.codes import MAX_BATCH, code_batch_create, codes_csv
 from billing.models import Plan
+from purebridge.cli import future_moment, positive_int
 
 # Option types raise ArgumentTypeError: argparse then prints the usage and the
 # message and exits 2, where a CommandError here would escape as a traceback.
@@ -22,27 +21,6 @@ def _count(value: str) -> int:
     return int(value)
 
 
-def _uses(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
-    return int(value)
-
-
-def _redeem_by(value: str) -> datetime:
-    """An ISO date (the end of that day, UTC) or date and time."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ArgumentTypeError(f"{value!r} is not an ISO date or date-time (2026-12-31)") from None
-    if len(value) == 10:
-        parsed = datetime.combine(parsed.date(), time.max)
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    if parsed <= timezone.now():
-        raise ArgumentTypeError(f"{value} is in the past")
-    return parsed
-
-
 class Command(BaseCommand):
     help = (
         "Generate redemption codes for a plan and print them, one a line (or write them "
@@ -52,9 +30,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--plan", required=True, help="the plan's name")
         parser.add_argument("--count", required=True, type=_count, help="how many codes")
-        parser.add_argument("--uses", type=_uses, default=1, help="accounts per code (1)")
+        parser.add_argument("--uses", type=positive_int, default=1, help="accounts per code (1)")
         parser.add_argument(
-            "--redeem-by", type=_redeem_by, help="the codes' deadline: ISO date or date-time"
+            "--redeem-by", type=future_moment, help="the codes' deadline: ISO date or date-time"
         )
         parser.add_argument("--note", default="", help="for the operator: what they are for")
         parser.add_argument("--csv", metavar="FILE", help="write CSV to FILE (a new file)")

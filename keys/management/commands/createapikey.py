@@ -1,16 +1,15 @@
 from argparse import ArgumentTypeError
-from datetime import UTC, datetime, time
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
-from django.utils import timezone
 
 from accounts.services import account_get_or_create_for_email
 from keys.forms import KeyForm, UsdField
 from keys.networks import networks_parse, networks_split
 from keys.services import key_create
+from purebridge.cli import future_moment, positive_int
 
 # Option types raise ArgumentTypeError: argparse then prints the usage and the
 # message and exits 2, where a CommandError here would escape as a traceback.
@@ -23,27 +22,6 @@ def _usd(value: str) -> Decimal:
     except ValidationError as error:
         message = " ".join(error.messages)
         raise ArgumentTypeError(f"{value!r} is not an amount in USD: {message}") from None
-
-
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
-    return int(value)
-
-
-def _expiry(value: str) -> datetime:
-    """An ISO date (the end of that day, UTC) or date and time."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ArgumentTypeError(f"{value!r} is not an ISO date or date-time (2026-12-31)") from None
-    if len(value) == 10:
-        parsed = datetime.combine(parsed.date(), time.max)
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    if parsed <= timezone.now():
-        raise ArgumentTypeError(f"{value} is in the past")
-    return parsed
 
 
 def _networks(value: str) -> list[str]:
@@ -74,13 +52,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--email", required=True)
         parser.add_argument("--name", default="default")
-        parser.add_argument("--rpm", type=_positive, help="requests per minute")
-        parser.add_argument("--tpm", type=_positive, help="tokens per minute")
+        parser.add_argument("--rpm", type=positive_int, help="requests per minute")
+        parser.add_argument("--tpm", type=positive_int, help="tokens per minute")
         parser.add_argument("--quota", type=_usd, help="total quota, USD")
         parser.add_argument("--daily-budget", type=_usd, help="USD per day (account time zone)")
         parser.add_argument("--monthly-budget", type=_usd, help="USD per calendar month")
         parser.add_argument("--models", help="comma-separated public model ids (default: all)")
-        parser.add_argument("--expires", type=_expiry, help="ISO date or date-time")
+        parser.add_argument("--expires", type=future_moment, help="ISO date or date-time")
         parser.add_argument("--notify-email", default="", help="budget alerts go here")
         parser.add_argument(
             "--allow-ip",
