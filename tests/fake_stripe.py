@@ -58,6 +58,8 @@ from typing import Any
 import httpx2
 from aiohttp import web
 
+from tests.loopback import LoopbackServer
+
 API_KEY = "sk_test_purebridge_fake"
 WEBHOOK_SECRET = "whsec_purebridge_fake_secret"
 API_VERSION = "2026-10-28.endive"
@@ -98,7 +100,9 @@ class StripeError(Exception):
         self.status, self.kind, self.message, self.code = status, kind, message, code
 
 
-class FakeStripe:
+class FakeStripe(LoopbackServer):
+    thread_name = "fake-stripe"
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -126,9 +130,6 @@ class FakeStripe:
         route.add_get("/pay/{id}", self._pay_page)
         route.add_post("/pay/{id}", self._pay)
         route.add_get("/receipts/{id}", self._receipt)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     def reset_state(self) -> None:
         with self._lock:
@@ -560,35 +561,9 @@ class FakeStripe:
 
     # Serving.
 
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def start_in_thread(self) -> FakeStripe:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-stripe", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
     def stop(self) -> None:
         self._sender.shutdown(wait=True)
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        super().stop()
 
 
 def main() -> None:

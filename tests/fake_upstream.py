@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import threading
 import time
 from functools import partial
 
@@ -56,6 +55,7 @@ import orjson
 from aiohttp import web
 
 from tests import fake_anthropic, fake_completions, fake_embeddings, fake_responses
+from tests.loopback import LoopbackServer
 from tests.options import json_answer, reported, total
 from tests.options import options as _options
 
@@ -92,7 +92,13 @@ def _usage(opts: dict, completion: int) -> dict:
     return usage
 
 
-class FakeUpstream:
+class FakeUpstream(LoopbackServer):
+    thread_name = "fake-upstream"
+    # Cancel a handler whose client left (a failover test's timeouts), and
+    # queue the connections of thousands of streams at once.
+    runner_options = {"handler_cancellation": True}
+    site_options = {"backlog": 2048}
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, record: bool = True) -> None:
         self.host = host
         self.port = port
@@ -109,9 +115,6 @@ class FakeUpstream:
         self.app.router.add_get("/_requests", self.list_requests)
         self.app.router.add_get("/_stats", self.get_stats)
         self.app.router.add_post("/_reset", self.reset)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @web.middleware
     async def _count(self, request: web.Request, handler) -> web.StreamResponse:
@@ -345,35 +348,6 @@ class FakeUpstream:
         self.response_ids.clear()
         for name in self.stats:
             self.stats[name] = 0
-
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=2048)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def start_in_thread(self) -> FakeUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
 
 
 def main() -> None:
